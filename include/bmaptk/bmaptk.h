@@ -1,0 +1,192 @@
+/* libbmaptk: block maps, the module registry, and the create/copy/check
+ * engines. The library never prints; it reports through callbacks and
+ * struct bmaptk_error. */
+#ifndef BMAPTK_BMAPTK_H
+#define BMAPTK_BMAPTK_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <bmaptk/module.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+const char *bmaptk_version(void);
+
+/* ---- hashing (OpenSSL EVP) -------------------------------------------- */
+
+enum bmaptk_hash_type {
+	BMAPTK_HASH_NONE = 0,
+	BMAPTK_HASH_SHA1 = 1,
+	BMAPTK_HASH_SHA256 = 2,
+};
+
+#define BMAPTK_HASH_MAX 32 /* bytes of the largest digest */
+
+size_t bmaptk_hash_size(enum bmaptk_hash_type type);
+const char *bmaptk_hash_name(enum bmaptk_hash_type type);
+
+struct bmaptk_hasher; /* opaque; one running digest */
+struct bmaptk_hasher *bmaptk_hasher_new(enum bmaptk_hash_type type);
+void bmaptk_hasher_reset(struct bmaptk_hasher *h);
+void bmaptk_hasher_update(struct bmaptk_hasher *h, const void *buf,
+			  size_t len);
+/* Writes bmaptk_hash_size() bytes into out and resets h. */
+void bmaptk_hasher_final(struct bmaptk_hasher *h, unsigned char *out);
+void bmaptk_hasher_free(struct bmaptk_hasher *h);
+
+/* Lower-case hex of a digest into out (2*len+1 bytes). */
+void bmaptk_hex(const unsigned char *digest, size_t len, char *out);
+
+/* ---- the block map ------------------------------------------------------ */
+
+struct bmaptk_range {
+	uint64_t first, last; /* blocks, inclusive */
+	unsigned char digest[BMAPTK_HASH_MAX];
+};
+
+struct bmaptk_bmap {
+	unsigned major, minor; /* format version */
+	uint64_t image_size;
+	uint32_t block_size;
+	uint64_t blocks_count;
+	uint64_t mapped_blocks_count;
+	enum bmaptk_hash_type hash_type; /* of the file and range digests */
+	int range_digests; /* 0: made with --no-checksum, nothing to verify */
+	size_t nranges;
+	struct bmaptk_range *ranges;
+};
+
+/* Byte span of a range: [*off, *off + *len), clipped to the image size. */
+void bmaptk_range_span(const struct bmaptk_bmap *b, const struct bmaptk_range *r,
+		       uint64_t *off, uint64_t *len);
+uint64_t bmaptk_bmap_mapped_bytes(const struct bmaptk_bmap *b);
+
+#define BMAPTK_BMAP_MAX_FILE (256u << 20) /* refuse larger bmap files */
+
+/* Parse and validate a bmap held in memory; name is used in messages.
+ * Returns 0 and *out (free with bmaptk_bmap_free) or a status. */
+int bmaptk_bmap_parse(const char *data, size_t len, const char *name,
+		      struct bmaptk_bmap **out, struct bmaptk_error *err);
+int bmaptk_bmap_load(const char *path, struct bmaptk_bmap **out,
+		     struct bmaptk_error *err);
+void bmaptk_bmap_free(struct bmaptk_bmap *b);
+
+/* Serialise as format 2.0 with its file checksum. Returns a malloc'd
+ * NUL-terminated document, or NULL on allocation failure. */
+char *bmaptk_bmap_format(const struct bmaptk_bmap *b, size_t *len);
+
+/* ---- registry of modules -------------------------------------------------- */
+
+struct bmaptk_registry;
+
+/* A registry holding the built-in modules. */
+struct bmaptk_registry *bmaptk_registry_new(void);
+void bmaptk_registry_free(struct bmaptk_registry *reg);
+
+/* origin: "built-in" or the plugin's path. Fails on a wrong ABI version. */
+int bmaptk_registry_add(struct bmaptk_registry *reg,
+			const struct bmaptk_module *m, const char *origin,
+			struct bmaptk_error *err);
+
+typedef void (*bmaptk_warn_fn)(void *ctx, const char *message);
+
+/* Load every *.so in dir. A file that is not a valid plugin is reported
+ * through warn and skipped. Returns the number of modules added. */
+int bmaptk_registry_load_dir(struct bmaptk_registry *reg, const char *dir,
+			     bmaptk_warn_fn warn, void *ctx);
+/* Load one plugin file. Returns modules added, or -1 with err set. */
+int bmaptk_registry_load_plugin(struct bmaptk_registry *reg,
+				const char *path, struct bmaptk_error *err);
+
+size_t bmaptk_registry_count(const struct bmaptk_registry *reg);
+const struct bmaptk_module *bmaptk_registry_get(
+	const struct bmaptk_registry *reg, size_t i, const char **origin);
+
+/* Open IMAGE (a path, "-" or a URL) and wrap it in the codecs its bytes
+ * call for. */
+struct bmaptk_stream *bmaptk_open_image(const struct bmaptk_registry *reg,
+					const char *location,
+					const struct bmaptk_source_opts *opts,
+					struct bmaptk_error *err);
+/* Open a location through its source only (no codec), e.g. a bmap file. */
+struct bmaptk_stream *bmaptk_open_raw(const struct bmaptk_registry *reg,
+				      const char *location,
+				      const struct bmaptk_source_opts *opts,
+				      struct bmaptk_error *err);
+/* Read a whole small file (a bmap, a signature) through its source. */
+int bmaptk_read_all(const struct bmaptk_registry *reg, const char *location,
+		    const struct bmaptk_source_opts *opts, size_t max,
+		    char **data, size_t *len, struct bmaptk_error *err);
+
+struct bmaptk_sink *bmaptk_open_sink(const struct bmaptk_registry *reg,
+				     const char *path,
+				     const struct bmaptk_sink_opts *opts,
+				     struct bmaptk_error *err);
+
+/* ---- bmap discovery --------------------------------------------------------- */
+
+/* Find the bmap of IMAGE as bmaptool does: IMAGE.bmap, then strip one
+ * extension at a time and add ".bmap" (for URLs, on the path part, keeping
+ * the query). On success *bmap and *bmap_path (malloc'd) are set. Returns
+ * BMAPTK_OK, or BMAPTK_ERR_USAGE with "no bmap found" in err. */
+int bmaptk_discover_bmap(const struct bmaptk_registry *reg, const char *image,
+			 const struct bmaptk_source_opts *opts,
+			 struct bmaptk_bmap **bmap, char **bmap_path,
+			 struct bmaptk_error *err);
+/* Candidate i (0, 1, ...) for IMAGE, malloc'd; NULL when there are no more. */
+char *bmaptk_bmap_candidate(const char *image, unsigned i);
+
+/* ---- progress, shared by the engines ----------------------------------------- */
+
+struct bmaptk_progress {
+	/* Called from the engine's threads, at most every few MiB. */
+	void (*update)(void *ctx, uint64_t done, uint64_t total);
+	void *ctx;
+};
+
+/* ---- create --------------------------------------------------------------- */
+
+struct bmaptk_create_opts {
+	int no_checksum;
+	int force_seek;	 /* use SEEK_DATA/SEEK_HOLE even where FIEMAP works */
+	unsigned threads; /* 0: one per online CPU */
+	struct bmaptk_progress progress;
+	volatile sig_atomic_t *interrupted;
+};
+
+/* Map and hash a sparse regular file. */
+int bmaptk_create(const char *image, const struct bmaptk_create_opts *opts,
+		  struct bmaptk_bmap **out, struct bmaptk_error *err);
+
+/* ---- copy ----------------------------------------------------------------- */
+
+struct bmaptk_copy_opts {
+	const struct bmaptk_bmap *bmap; /* NULL: --nobmap, the whole stream */
+	int verify;
+	struct bmaptk_progress progress;
+	volatile sig_atomic_t *interrupted;
+};
+
+struct bmaptk_copy_stats {
+	uint64_t image_size;
+	uint64_t mapped_bytes;	/* bytes the bmap maps (or the stream held) */
+	uint64_t written_bytes; /* bytes written to each sink */
+	size_t ranges_verified;
+	double seconds;
+};
+
+/* Stream IMAGE's mapped bytes into every sink, hashing each range. Sinks
+ * are not finished or closed here. */
+int bmaptk_copy(struct bmaptk_stream *image, struct bmaptk_sink *const *sinks,
+		size_t nsinks, const struct bmaptk_copy_opts *opts,
+		struct bmaptk_copy_stats *stats, struct bmaptk_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

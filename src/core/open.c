@@ -1,0 +1,216 @@
+/* Opening things through the registry: a location through its source, the
+ * image through the codecs its first bytes call for, a destination through
+ * its sink. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "registry_internal.h"
+#include "util.h"
+
+#define PEEK_SIZE 4096 /* enough for every magic and for tar headers */
+#define MAX_CODEC_DEPTH 4
+
+struct bmaptk_stream *bmaptk_open_raw(const struct bmaptk_registry *reg,
+				      const char *location,
+				      const struct bmaptk_source_opts *opts,
+				      struct bmaptk_error *err)
+{
+	static const struct bmaptk_source_opts defaults = {.retries = 5,
+							   .timeout_sec = 60};
+	const struct bmaptk_module *m = registry_pick_source(reg, location);
+
+	if (!m) {
+		bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
+				 "%s: no source module can open this (unsupported URL scheme?)",
+				 location);
+		return NULL;
+	}
+	return m->u.source->open(location, opts ? opts : &defaults, err);
+}
+
+/* A stream that replays the bytes read for probing, then continues. */
+struct peek_stream {
+	struct bmaptk_stream base;
+	struct bmaptk_stream *inner;
+	unsigned char head[PEEK_SIZE];
+	size_t len, pos;
+};
+
+static ssize_t peek_read(struct bmaptk_stream *s, void *buf, size_t len,
+			 struct bmaptk_error *err)
+{
+	struct peek_stream *p = (struct peek_stream *)s;
+
+	if (p->pos < p->len) {
+		size_t n = MIN(len, p->len - p->pos);
+		memcpy(buf, p->head + p->pos, n);
+		p->pos += n;
+		return (ssize_t)n;
+	}
+	return p->inner->ops->read(p->inner, buf, len, err);
+}
+
+static int peek_skip(struct bmaptk_stream *s, uint64_t n,
+		     struct bmaptk_error *err)
+{
+	struct peek_stream *p = (struct peek_stream *)s;
+	size_t buffered = p->len - p->pos;
+
+	if (n <= buffered) {
+		p->pos += (size_t)n;
+		return 0;
+	}
+	p->pos = p->len;
+	return stream_skip(p->inner, n - buffered, err);
+}
+
+static void peek_close(struct bmaptk_stream *s)
+{
+	struct peek_stream *p = (struct peek_stream *)s;
+
+	p->inner->ops->close(p->inner);
+	free(p);
+}
+
+static const struct bmaptk_stream_ops peek_ops = {
+	.read = peek_read,
+	.skip = peek_skip,
+	.close = peek_close,
+};
+
+/* Wrap inner (taken) in a peek stream holding its first bytes. */
+static struct peek_stream *peek_open(struct bmaptk_stream *inner,
+				     struct bmaptk_error *err)
+{
+	struct peek_stream *p = calloc(1, sizeof(*p));
+	ssize_t n;
+
+	if (!p) {
+		inner->ops->close(inner);
+		bmaptk_set_error(err, BMAPTK_ERR_IO, ENOMEM, "out of memory");
+		return NULL;
+	}
+	p->base = *inner;
+	p->base.ops = &peek_ops;
+	p->inner = inner;
+	n = stream_read_full(inner, p->head, sizeof(p->head), err);
+	if (n < 0) {
+		peek_close(&p->base);
+		return NULL;
+	}
+	p->len = (size_t)n;
+	return p;
+}
+
+struct bmaptk_stream *bmaptk_open_image(const struct bmaptk_registry *reg,
+					const char *location,
+					const struct bmaptk_source_opts *opts,
+					struct bmaptk_error *err)
+{
+	struct bmaptk_stream *s = bmaptk_open_raw(reg, location, opts, err);
+
+	if (!s)
+		return NULL;
+	s->format = "raw";
+	for (int depth = 0; depth < MAX_CODEC_DEPTH; depth++) {
+		const struct bmaptk_module *m;
+		struct peek_stream *p = peek_open(s, err);
+		struct bmaptk_stream *decoded;
+
+		if (!p)
+			return NULL;
+		m = registry_pick_codec(reg, p->head, p->len);
+		if (!m)
+			return &p->base;
+		decoded = m->u.codec->open(&p->base, err);
+		if (!decoded)
+			return NULL;
+		if (!decoded->name)
+			decoded->name = location;
+		decoded->format = m->u.codec->format ? m->u.codec->format
+						     : m->name;
+		s = decoded;
+		if (!(m->u.codec->flags & BMAPTK_CODEC_CONTAINER))
+			break;
+	}
+	return s;
+}
+
+int bmaptk_read_all(const struct bmaptk_registry *reg, const char *location,
+		    const struct bmaptk_source_opts *opts, size_t max,
+		    char **data, size_t *len, struct bmaptk_error *err)
+{
+	struct bmaptk_stream *s = bmaptk_open_raw(reg, location, opts, err);
+	size_t cap = 1 << 16, used = 0;
+	char *buf = NULL;
+	int rc = 0;
+
+	if (!s)
+		return err->status;
+	for (;;) {
+		ssize_t n;
+		if (!buf || used == cap) {
+			char *grown;
+			if (buf)
+				cap *= 2;
+			grown = realloc(buf, cap + 1);
+			if (!grown) {
+				rc = bmaptk_set_error(err, BMAPTK_ERR_IO,
+						      ENOMEM,
+						      "%s: out of memory",
+						      location);
+				break;
+			}
+			buf = grown;
+		}
+		n = s->ops->read(s, buf + used, cap - used, err);
+		if (n < 0) {
+			rc = err->status;
+			break;
+		}
+		if (n == 0)
+			break;
+		used += (size_t)n;
+		if (used > max) {
+			rc = bmaptk_set_error(err, BMAPTK_ERR_USAGE, EFBIG,
+					      "%s: larger than %zu bytes",
+					      location, max);
+			break;
+		}
+	}
+	s->ops->close(s);
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	buf[used] = '\0';
+	*data = buf;
+	*len = used;
+	return 0;
+}
+
+struct bmaptk_sink *bmaptk_open_sink(const struct bmaptk_registry *reg,
+				     const char *path,
+				     const struct bmaptk_sink_opts *opts,
+				     struct bmaptk_error *err)
+{
+	struct stat st;
+	const struct bmaptk_module *m;
+	int exists = stat(path, &st) == 0;
+
+	if (!exists && errno != ENOENT) {
+		bmaptk_set_error(err, BMAPTK_ERR_IO, errno, "%s: %s", path,
+				 strerror(errno));
+		return NULL;
+	}
+	m = registry_pick_sink(reg, path, exists ? &st : NULL);
+	if (!m) {
+		bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
+				 "%s: cannot write to this kind of file (not a regular file or block device)",
+				 path);
+		return NULL;
+	}
+	return m->u.sink->open(path, opts, err);
+}
