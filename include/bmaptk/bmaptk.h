@@ -15,6 +15,8 @@ extern "C" {
 #endif
 
 const char *bmaptk_version(void);
+/* Where plugins are installed (<libdir>/bmaptk/plugins). */
+const char *bmaptk_default_plugin_dir(void);
 
 /* ---- hashing (OpenSSL EVP) -------------------------------------------- */
 

@@ -1,29 +1,192 @@
-/* STUB: to be replaced by the real file sink. */
+/* Regular-file destinations. Like bmaptool, the file is cut to zero and
+ * extended to the image size before anything is written, so it ends up
+ * exactly image-sized, the bmap's holes stay holes, and no stale bytes of an
+ * older file survive. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <bmaptk/module.h>
 
-static int probe(const char *path, const struct stat *st)
+#include "sink_util.h"
+
+struct file_sink {
+	struct bmaptk_sink base;
+	int fd;
+	uint64_t image_size; /* from the options; may be unknown */
+};
+
+static int file_pwrite(struct bmaptk_sink *s, const void *buf, size_t len,
+		       uint64_t off, struct bmaptk_error *err)
+{
+	struct file_sink *f = (struct file_sink *)s;
+	int rc = sink_check_range(s->name, f->image_size, len, off, err);
+
+	if (rc)
+		return rc;
+	return sink_pwrite_fd(f->fd, s->name, buf, len, off, err);
+}
+
+static int file_pread(struct bmaptk_sink *s, void *buf, size_t len,
+		      uint64_t off, struct bmaptk_error *err)
+{
+	struct file_sink *f = (struct file_sink *)s;
+
+	return sink_pread_fd(f->fd, s->name, buf, len, off, err);
+}
+
+static int set_size(int fd, const char *name, uint64_t size,
+		    struct bmaptk_error *err)
+{
+	if (ftruncate(fd, (off_t)size) == 0)
+		return 0;
+	return bmaptk_set_error(err, BMAPTK_ERR_IO, errno,
+				"%s: cannot set the size to %llu bytes: %s",
+				name, (unsigned long long)size,
+				strerror(errno));
+}
+
+static int file_finish(struct bmaptk_sink *s, uint64_t image_size,
+		       struct bmaptk_error *err)
+{
+	struct file_sink *f = (struct file_sink *)s;
+	struct stat st;
+	int rc;
+
+	if (fstat(f->fd, &st) < 0)
+		return bmaptk_set_error(err, BMAPTK_ERR_IO, errno, "%s: %s",
+					s->name, strerror(errno));
+	/* Streamed without a bmap, the size is only known now. */
+	if (image_size != BMAPTK_SIZE_UNKNOWN &&
+	    (uint64_t)st.st_size != image_size) {
+		rc = set_size(f->fd, s->name, image_size, err);
+		if (rc)
+			return rc;
+	}
+	return sink_fsync(f->fd, s->name, err);
+}
+
+static void file_close(struct bmaptk_sink *s, int failed)
+{
+	struct file_sink *f = (struct file_sink *)s;
+
+	close(f->fd);
+	/* Only what we created is ours to remove; a file that existed before
+	 * stays, and the host says it is incomplete. */
+	if (failed && s->created && unlink(s->name) == 0)
+		s->removed = 1;
+	free(f);
+}
+
+static const struct bmaptk_sink_ops file_ops = {
+	.pwrite = file_pwrite,
+	.pread = file_pread,
+	.finish = file_finish,
+	.close = file_close,
+};
+
+/* Open path read-write, creating it if missing; *created tells which. O_EXCL
+ * makes "we created it" certain, so close(failed) never removes a file that
+ * someone else made in between. */
+static int open_or_create(const char *path, int *created,
+			  struct bmaptk_error *err)
+{
+	const int flags = O_RDWR | O_CLOEXEC | O_NOCTTY;
+
+	for (int attempt = 0; attempt < 3; attempt++) {
+		int fd = open(path, flags | O_CREAT | O_EXCL, 0644);
+		if (fd >= 0) {
+			*created = 1;
+			return fd;
+		}
+		if (errno != EEXIST) {
+			bmaptk_set_error(err, BMAPTK_ERR_IO, errno,
+					 "cannot create %s: %s", path,
+					 strerror(errno));
+			return -1;
+		}
+		fd = open(path, flags | O_NONBLOCK);
+		if (fd >= 0) {
+			*created = 0;
+			return fd;
+		}
+		if (errno != ENOENT) /* else it vanished: try again */
+			break;
+	}
+	bmaptk_set_error(err, BMAPTK_ERR_IO, errno, "cannot open %s: %s", path,
+			 strerror(errno));
+	return -1;
+}
+
+/* Cut to zero, then extend: every old byte becomes a hole. */
+static int prepare_size(struct file_sink *f, struct bmaptk_error *err)
+{
+	int rc = set_size(f->fd, f->base.name, 0, err);
+
+	if (rc || f->image_size == BMAPTK_SIZE_UNKNOWN)
+		return rc;
+	return set_size(f->fd, f->base.name, f->image_size, err);
+}
+
+static struct bmaptk_sink *file_open(const char *path,
+				     const struct bmaptk_sink_opts *opts,
+				     struct bmaptk_error *err)
+{
+	struct file_sink *f = calloc(1, sizeof(*f));
+	struct stat st;
+
+	if (!f) {
+		bmaptk_set_error(err, BMAPTK_ERR_IO, ENOMEM, "out of memory");
+		return NULL;
+	}
+	f->base.ops = &file_ops;
+	f->base.name = path;
+	f->image_size = opts->image_size;
+	f->fd = open_or_create(path, &f->base.created, err);
+	if (f->fd < 0) {
+		free(f);
+		return NULL;
+	}
+	/* O_NONBLOCK only kept a FIFO from hanging the open. */
+	if (fcntl(f->fd, F_SETFL, 0) < 0 || fstat(f->fd, &st) < 0) {
+		bmaptk_set_error(err, BMAPTK_ERR_IO, errno, "%s: %s", path,
+				 strerror(errno));
+		file_close(&f->base, 1);
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
+				 "%s: not a regular file", path);
+		file_close(&f->base, 1);
+		return NULL;
+	}
+	if (prepare_size(f, err)) {
+		file_close(&f->base, 1);
+		return NULL;
+	}
+	return &f->base;
+}
+
+/* Missing paths are ours too: the file is created. */
+static int file_probe(const char *path, const struct stat *st)
 {
 	(void)path;
-	(void)st;
-	return 0;
+	return !st || S_ISREG(st->st_mode) ? 1 : 0;
 }
 
-static struct bmaptk_sink *open_(const char *path,
-				 const struct bmaptk_sink_opts *opts,
-				 struct bmaptk_error *err)
-{
-	(void)opts;
-	bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0, "%s: not implemented", path);
-	return NULL;
-}
-
-static const struct bmaptk_sink_module ops = {.probe = probe, .open = open_};
+static const struct bmaptk_sink_module file_module = {
+	.probe = file_probe,
+	.open = file_open,
+};
 
 const struct bmaptk_module bmaptk_sink_file = {
 	.abi_version = BMAPTK_ABI_VERSION,
 	.kind = BMAPTK_MODULE_SINK,
 	.name = "file",
-	.description = "stub",
-	.version = "0",
-	.u.sink = &ops,
+	.description = "regular file: created or cut to the image size, holes kept",
+	.version = "1.0",
+	.u.sink = &file_module,
 };

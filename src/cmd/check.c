@@ -1,0 +1,18 @@
+#include "cmd.h"
+
+static int run(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	cli_error("check: not implemented yet");
+	return 2;
+}
+
+const struct cmd cmd_check = {
+	.name = "check",
+	.summary = "(not implemented yet)",
+	.usage = "",
+	.description = "",
+	.options = NULL,
+	.run = run,
+};

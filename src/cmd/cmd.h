@@ -1,0 +1,79 @@
+/* The command-line front end: a table of commands, each in its own file,
+ * sharing option parsing, messages and progress output. */
+#ifndef BMAPTK_CMD_H
+#define BMAPTK_CMD_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include <bmaptk/bmaptk.h>
+
+struct cli_option {
+	const char *name; /* long name without "--" */
+	int short_name;	  /* 0 if none */
+	const char *arg;  /* argument's name, NULL for a flag */
+	const char *help;
+};
+
+struct cmd {
+	const char *name;
+	const char *summary;
+	const char *usage; /* after "bmaptk NAME " */
+	const char *description;
+	const struct cli_option *options; /* ends with {0} */
+	int (*run)(int argc, char **argv);
+};
+
+extern const struct cmd cmd_create, cmd_copy, cmd_check, cmd_plugins;
+
+/* Global state set by options any command accepts. */
+struct cli_globals {
+	int quiet;
+	int debug;
+	const char **plugin_dirs;
+	size_t nplugin_dirs;
+};
+extern struct cli_globals cli;
+
+/* Parse argv against the command's options plus the common ones (--help,
+ * -q, -d, --plugin-dir). Calls on_option(opt, arg, ctx) for each command
+ * option; returns the index of the first operand, or -1 after printing an
+ * error (exit 2), or -2 after printing help (exit 0). */
+int cli_parse(const struct cmd *cmd, int argc, char **argv,
+	      int (*on_option)(const struct cli_option *opt, const char *arg,
+			       void *ctx),
+	      void *ctx);
+void cli_usage(const struct cmd *cmd, FILE *out);
+
+/* "bmaptk: message" on stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print err's message and return its status as the exit code. */
+int cli_fail(const struct bmaptk_error *err);
+
+/* The registry with built-ins and plugins (loaded on first use). */
+struct bmaptk_registry *cli_registry(void);
+
+/* SIGINT/SIGTERM set this; engines poll it. */
+extern volatile sig_atomic_t cli_interrupted;
+void cli_catch_signals(void);
+
+/* Progress on stderr: a bar on a TTY, a line per 10 % otherwise, nothing
+ * with -q; optionally psplash's "PROGRESS n" on a pipe. */
+struct cli_progress {
+	const char *what;
+	int tty;
+	int psplash_fd;
+	int last_step; /* last 10 % step or psplash percent printed */
+	double started, last_draw;
+	uint64_t done, total;
+};
+void cli_progress_start(struct cli_progress *p, const char *what,
+			const char *psplash_pipe);
+void cli_progress_update(void *ctx, uint64_t done, uint64_t total);
+void cli_progress_end(struct cli_progress *p);
+
+double cli_now(void);
+
+#endif

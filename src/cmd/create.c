@@ -1,0 +1,172 @@
+/* bmaptk create IMAGE [-o BMAP] [--no-checksum] */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "util.h"
+
+struct create_args {
+	const char *output;
+	int no_checksum;
+};
+
+static const struct cli_option options[] = {
+	{"output", 'o', "BMAP", "write the bmap to BMAP (default: stdout)"},
+	{"no-checksum", 0, NULL, "do not hash the ranges (faster; nothing can "
+				 "be verified later)"},
+	{0},
+};
+
+static int on_option(const struct cli_option *opt, const char *arg, void *ctx)
+{
+	struct create_args *a = ctx;
+
+	if (!strcmp(opt->name, "output"))
+		a->output = arg;
+	else if (!strcmp(opt->name, "no-checksum"))
+		a->no_checksum = 1;
+	return 0;
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* A temporary file beside the output, renamed into place at the end, so
+ * that a failed or interrupted create never leaves a partial bmap. */
+static int open_temp(const char *output, char **tmp)
+{
+	size_t n = strlen(output) + 16;
+	int fd;
+
+	*tmp = malloc(n);
+	if (!*tmp)
+		return -1;
+	snprintf(*tmp, n, "%s.XXXXXX", output);
+	fd = mkstemp(*tmp);
+	if (fd < 0) {
+		int e = errno;
+		free(*tmp);
+		*tmp = NULL;
+		errno = e;
+		return -1;
+	}
+	fchmod(fd, 0644);
+	return fd;
+}
+
+static int emit(const struct create_args *a, int fd, const char *tmp,
+		const struct bmaptk_bmap *b)
+{
+	size_t len;
+	char *doc = bmaptk_bmap_format(b, &len);
+	const char *where = a->output ? a->output : "stdout";
+	int rc = 0;
+
+	if (!doc) {
+		cli_error("out of memory while writing the bmap");
+		return BMAPTK_ERR_IO;
+	}
+	if (write_all(fd, doc, len) || (a->output && fsync(fd) < 0)) {
+		cli_error("%s: write error: %s", where, strerror(errno));
+		rc = BMAPTK_ERR_IO;
+	} else if (a->output && rename(tmp, a->output) < 0) {
+		cli_error("%s: cannot rename %s into place: %s", a->output, tmp,
+			  strerror(errno));
+		rc = BMAPTK_ERR_IO;
+	}
+	free(doc);
+	return rc;
+}
+
+static void report(const char *image, const struct bmaptk_bmap *b, double t)
+{
+	char size[32], mapped[32];
+	uint64_t m = bmaptk_bmap_mapped_bytes(b);
+
+	cli_info("%s: %s, %s mapped in %zu ranges (%.1f%%), %.2f s", image,
+		 human_size(b->image_size, size, sizeof(size)),
+		 human_size(m, mapped, sizeof(mapped)), b->nranges,
+		 b->image_size ? 100.0 * (double)m / (double)b->image_size : 0.0,
+		 t);
+}
+
+static int run(int argc, char **argv)
+{
+	struct create_args a = {0};
+	struct bmaptk_create_opts opts = {0};
+	struct bmaptk_error err = {0};
+	struct bmaptk_bmap *b = NULL;
+	struct cli_progress progress;
+	const char *force = getenv("BMAPTK_FORCE_SEEK");
+	char *tmp = NULL;
+	double t0 = cli_now();
+	int first, fd = STDOUT_FILENO, rc;
+
+	first = cli_parse(&cmd_create, argc, argv, on_option, &a);
+	if (first < 0)
+		return first == -2 ? 0 : BMAPTK_ERR_USAGE;
+	if (argc - first != 1) {
+		cli_error("create: expected one IMAGE (see bmaptk create --help)");
+		return BMAPTK_ERR_USAGE;
+	}
+	/* Fail on an unwritable output before spending time hashing. */
+	if (a.output && (fd = open_temp(a.output, &tmp)) < 0) {
+		cli_error("%s: cannot write the bmap here: %s", a.output,
+			  strerror(errno));
+		return BMAPTK_ERR_IO;
+	}
+	cli_catch_signals();
+	cli_progress_start(&progress, "hashing", NULL);
+	opts.no_checksum = a.no_checksum;
+	opts.force_seek = force && *force && strcmp(force, "0");
+	opts.interrupted = &cli_interrupted;
+	opts.progress.update = cli_progress_update;
+	opts.progress.ctx = &progress;
+	rc = bmaptk_create(argv[first], &opts, &b, &err);
+	cli_progress_end(&progress);
+	if (rc)
+		rc = cli_fail(&err);
+	else
+		rc = emit(&a, fd, tmp, b);
+	if (!rc)
+		report(argv[first], b, cli_now() - t0);
+	if (a.output) {
+		close(fd);
+		if (rc)
+			unlink(tmp);
+	}
+	free(tmp);
+	bmaptk_bmap_free(b);
+	return rc;
+}
+
+const struct cmd cmd_create = {
+	.name = "create",
+	.summary = "write the block map of a sparse image file",
+	.usage = "[-o BMAP] [--no-checksum] IMAGE",
+	.description =
+		"Finds the blocks of IMAGE that hold data (FIEMAP, or\n"
+		"SEEK_DATA/SEEK_HOLE where FIEMAP is missing; set\n"
+		"BMAPTK_FORCE_SEEK=1 to force the latter), hashes each range\n"
+		"with SHA-256 on all cores and writes a bmap in format 2.0, as\n"
+		"bmaptool create does. A 0-byte image gives a valid empty bmap.",
+	.options = options,
+	.run = run,
+};

@@ -1,0 +1,67 @@
+/* bmaptk plugins: every module in the registry, and who wins a probe. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd.h"
+
+static const struct cli_option options[] = {{0}};
+
+static int on_option(const struct cli_option *opt, const char *arg, void *ctx)
+{
+	(void)opt;
+	(void)arg;
+	(void)ctx;
+	return 0;
+}
+
+static const char *kind_name(enum bmaptk_module_kind kind)
+{
+	switch (kind) {
+	case BMAPTK_MODULE_SOURCE:
+		return "source";
+	case BMAPTK_MODULE_CODEC:
+		return "codec";
+	case BMAPTK_MODULE_SINK:
+		return "sink";
+	}
+	return "?";
+}
+
+static int run(int argc, char **argv)
+{
+	struct bmaptk_registry *reg;
+	int first = cli_parse(&cmd_plugins, argc, argv, on_option, NULL);
+
+	if (first < 0)
+		return first == -2 ? 0 : BMAPTK_ERR_USAGE;
+	reg = cli_registry();
+	if (!reg) {
+		cli_error("out of memory");
+		return BMAPTK_ERR_IO;
+	}
+	printf("%-7s %-10s %4s  %-8s %s\n", "KIND", "NAME", "PRIO", "VERSION",
+	       "ORIGIN / DESCRIPTION");
+	for (size_t i = 0; i < bmaptk_registry_count(reg); i++) {
+		const char *origin;
+		const struct bmaptk_module *m = bmaptk_registry_get(reg, i,
+								    &origin);
+		printf("%-7s %-10s %4d  %-8s %s\n%33s%s\n", kind_name(m->kind),
+		       m->name, m->priority, m->version ? m->version : "-",
+		       origin, "", m->description ? m->description : "");
+	}
+	printf("\nplugin directory: %s\n", bmaptk_default_plugin_dir());
+	return 0;
+}
+
+const struct cmd cmd_plugins = {
+	.name = "plugins",
+	.summary = "list the source, codec and sink modules",
+	.usage = "",
+	.description =
+		"Lists every module: built-in ones and those loaded from the\n"
+		"plugin directories (--plugin-dir, BMAPTK_PLUGIN_PATH, then the\n"
+		"default directory). Among modules that claim the same input,\n"
+		"the higher priority wins.",
+	.options = options,
+	.run = run,
+};

@@ -1,0 +1,96 @@
+/* Finding the bmap next to an image, exactly as bmaptool does: IMAGE.bmap,
+ * then strip one extension at a time (Python's os.path.splitext) and add
+ * ".bmap". For a URL the path is changed and the query kept. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bmaptk/bmaptk.h>
+
+/* Where the part of location that holds the path ends (a URL's query or
+ * fragment begins there). */
+static size_t path_end(const char *location)
+{
+	const char *scheme = strstr(location, "://");
+
+	if (!scheme)
+		return strlen(location);
+	scheme += 3;
+	return (size_t)(scheme - location) + strcspn(scheme, "?#");
+}
+
+/* Length of path[0..len) without its extension, as splitext: the last dot
+ * of the last component, unless the component is only leading dots. */
+static size_t strip_extension(const char *path, size_t len)
+{
+	size_t base = len, dot = len;
+
+	while (base > 0 && path[base - 1] != '/')
+		base--;
+	for (size_t i = len; i > base; i--) {
+		if (path[i - 1] == '.') {
+			dot = i - 1;
+			break;
+		}
+	}
+	if (dot == len)
+		return len;
+	for (size_t i = base; i < dot; i++)
+		if (path[i] != '.')
+			return dot;
+	return len; /* ".bashrc", "..x": no extension */
+}
+
+char *bmaptk_bmap_candidate(const char *image, unsigned index)
+{
+	size_t end = path_end(image), plen = end, tail = strlen(image) - end;
+	char *out;
+
+	for (unsigned i = 0; i < index; i++) {
+		size_t stripped = strip_extension(image, plen);
+		if (stripped == plen)
+			return NULL;
+		plen = stripped;
+	}
+	out = malloc(plen + 5 + tail + 1);
+	if (!out)
+		return NULL;
+	memcpy(out, image, plen);
+	memcpy(out + plen, ".bmap", 5);
+	memcpy(out + plen + 5, image + end, tail + 1);
+	return out;
+}
+
+int bmaptk_discover_bmap(const struct bmaptk_registry *reg, const char *image,
+			 const struct bmaptk_source_opts *opts,
+			 struct bmaptk_bmap **bmap, char **bmap_path,
+			 struct bmaptk_error *err)
+{
+	char *cand, *data;
+	size_t len;
+	int rc;
+
+	*bmap = NULL;
+	*bmap_path = NULL;
+	for (unsigned i = 0; (cand = bmaptk_bmap_candidate(image, i)); i++) {
+		rc = bmaptk_read_all(reg, cand, opts, BMAPTK_BMAP_MAX_FILE,
+				     &data, &len, err);
+		if (rc && err->sys_errno == ENOENT) {
+			free(cand);
+			continue;
+		}
+		if (!rc) {
+			rc = bmaptk_bmap_parse(data, len, cand, bmap, err);
+			free(data);
+		}
+		if (rc) {
+			free(cand);
+			return rc;
+		}
+		*bmap_path = cand;
+		return 0;
+	}
+	return bmaptk_set_error(err, BMAPTK_ERR_USAGE, ENOENT,
+				"%s: no bmap found next to the image (tried %s.bmap and the names without its extensions); give one with --bmap or use --nobmap",
+				image, image);
+}
