@@ -130,7 +130,9 @@ static int parse_file_digest(struct parse_ctx *c, xmlNode *n,
 	if (text)
 		sscanf((const char *)text, " %65s", hex);
 	xmlFree(text);
-	if (strlen(hex) != 2 * bmaptk_hash_size(type))
+	/* With type NONE the length is checked once ChecksumType is known. */
+	if (!hex[0] || (type != BMAPTK_HASH_NONE &&
+			strlen(hex) != 2 * bmaptk_hash_size(type)))
 		return bad(c, "<%s> is not a checksum", (const char *)n->name);
 	free((void *)c->file_digest);
 	c->file_digest_type = type;

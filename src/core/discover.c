@@ -91,6 +91,6 @@ int bmaptk_discover_bmap(const struct bmaptk_registry *reg, const char *image,
 		return 0;
 	}
 	return bmaptk_set_error(err, BMAPTK_ERR_USAGE, ENOENT,
-				"%s: no bmap found next to the image (tried %s.bmap and the names without its extensions); give one with --bmap or use --nobmap",
+				"%s: bmap file not found (tried %s.bmap and the names without its extensions); give one with --bmap, or use --nobmap to flash without bmap",
 				image, image);
 }
