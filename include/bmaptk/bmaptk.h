@@ -187,6 +187,32 @@ int bmaptk_copy(struct bmaptk_stream *image, struct bmaptk_sink *const *sinks,
 		size_t nsinks, const struct bmaptk_copy_opts *opts,
 		struct bmaptk_copy_stats *stats, struct bmaptk_error *err);
 
+/* ---- check ---------------------------------------------------------------- */
+
+struct bmaptk_check_opts {
+	int cached;	  /* allow page-cache reads (default: the medium) */
+	unsigned threads; /* 0: one per online CPU */
+	struct bmaptk_progress progress;
+	volatile sig_atomic_t *interrupted;
+	/* Called for every range whose digest differs, serialised. */
+	void (*bad_range)(void *ctx, const struct bmaptk_bmap *b, size_t index,
+			  const unsigned char *got);
+	void *ctx;
+};
+
+struct bmaptk_check_stats {
+	size_t ranges, bad;
+	uint64_t bytes;
+	int direct; /* the medium was read with O_DIRECT */
+	double seconds;
+};
+
+/* Read every mapped range of dest and compare it with the bmap. Returns 0
+ * when all match, BMAPTK_ERR_VERIFY when any range does not. */
+int bmaptk_check(const struct bmaptk_bmap *b, const char *dest,
+		 const struct bmaptk_check_opts *opts,
+		 struct bmaptk_check_stats *stats, struct bmaptk_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -114,8 +114,8 @@ struct bmaptk_sink_ops {
 	int (*finish)(struct bmaptk_sink *s, uint64_t image_size,
 		      struct bmaptk_error *err);
 	/* Release. failed != 0: the copy did not complete; a sink that created
-	 * its target removes it and sets removed = 1 first. */
-	void (*close)(struct bmaptk_sink *s, int failed);
+	 * its target removes it. Returns 1 when it removed a file, else 0. */
+	int (*close)(struct bmaptk_sink *s, int failed);
 };
 
 struct bmaptk_sink {
@@ -123,7 +123,6 @@ struct bmaptk_sink {
 	const char *name;   /* the destination path; outlives the sink */
 	int is_blockdev;
 	int created; /* the sink created this file */
-	int removed; /* set by close(failed) when it removed the file */
 };
 
 #define BMAPTK_BUFFER_ALIGN 4096

@@ -76,4 +76,14 @@ void cli_progress_end(struct cli_progress *p);
 
 double cli_now(void);
 
+/* The bmap: from path when given, else discovered next to image (NULL:
+ * none wanted). *bmap and *bmap_path are NULL when neither is given. */
+int cli_load_bmap(const char *path, const char *image,
+		  struct bmaptk_bmap **bmap, char **bmap_path,
+		  struct bmaptk_error *err);
+void cli_describe_bmap(const struct bmaptk_bmap *b, const char *path);
+
+/* Read DEST back and report; shared by check and copy --check. */
+int cli_run_check(const struct bmaptk_bmap *b, const char *dest, int cached);
+
 #endif

@@ -15,6 +15,7 @@ struct copy_args {
 	int no_verify;
 	const char *psplash_pipe;
 	int removable;
+	int check;
 };
 
 static const struct cli_option options[] = {
@@ -24,6 +25,8 @@ static const struct cli_option options[] = {
 	{"psplash-pipe", 0, "PATH", "write progress to psplash's pipe"},
 	{"removable-device", 0, NULL,
 	 "refuse a DEST that is not a removable block device"},
+	{"check", 0, NULL, "read DEST back from the medium afterwards and "
+			   "verify it (see bmaptk check)"},
 	{0},
 };
 
@@ -41,54 +44,9 @@ static int on_option(const struct cli_option *opt, const char *arg, void *ctx)
 		a->psplash_pipe = arg;
 	else if (!strcmp(opt->name, "removable-device"))
 		a->removable = 1;
+	else if (!strcmp(opt->name, "check"))
+		a->check = 1;
 	return 0;
-}
-
-static int load_bmap(const struct copy_args *a, const char *image,
-		     struct bmaptk_bmap **bmap, char **path,
-		     struct bmaptk_error *err)
-{
-	struct bmaptk_registry *reg = cli_registry();
-	char *data;
-	size_t len;
-	int rc;
-
-	*bmap = NULL;
-	*path = NULL;
-	if (a->nobmap)
-		return 0;
-	if (!a->bmap)
-		return bmaptk_discover_bmap(reg, image, NULL, bmap, path, err);
-	rc = bmaptk_read_all(reg, a->bmap, NULL, BMAPTK_BMAP_MAX_FILE, &data,
-			     &len, err);
-	if (rc) {
-		if (err->sys_errno == ENOENT)
-			bmaptk_set_error(err, BMAPTK_ERR_USAGE, ENOENT,
-					 "%s: cannot open bmap file: %s",
-					 a->bmap, strerror(ENOENT));
-		return rc;
-	}
-	rc = bmaptk_bmap_parse(data, len, a->bmap, bmap, err);
-	free(data);
-	if (!rc && !(*path = strdup(a->bmap)))
-		rc = bmaptk_set_error(err, BMAPTK_ERR_IO, ENOMEM,
-				      "out of memory");
-	return rc;
-}
-
-static void describe_bmap(const struct bmaptk_bmap *b, const char *path)
-{
-	char size[32], mapped[32];
-	uint64_t m = bmaptk_bmap_mapped_bytes(b);
-
-	cli_info("bmap %s: format version %u.%u, %llu blocks of %u bytes (%s), "
-		 "%llu mapped (%s or %.1f%%)",
-		 path, b->major, b->minor, (unsigned long long)b->blocks_count,
-		 b->block_size, human_size(b->image_size, size, sizeof(size)),
-		 (unsigned long long)b->mapped_blocks_count,
-		 human_size(m, mapped, sizeof(mapped)),
-		 b->image_size ? 100.0 * (double)m / (double)b->image_size
-			       : 0.0);
 }
 
 static void summarize(const char *image, const char *dest,
@@ -108,21 +66,28 @@ static void summarize(const char *image, const char *dest,
 		 st->ranges_verified, verified ? "" : " (verification off)");
 }
 
-/* What a failed copy left behind, said once. */
-static void report_leftover(const struct bmaptk_sink *sink)
+/* Close the sink and, after a failure, say what it left behind. */
+static void close_sink(struct bmaptk_sink *sink, int failed)
 {
-	if (sink->removed)
-		cli_error("%s: removed the partially written file", sink->name);
-	else if (sink->is_blockdev)
-		cli_error("%s: the device holds an incomplete image", sink->name);
-	else
+	const char *name = sink->name;
+	int blockdev = sink->is_blockdev;
+
+	if (sink->ops->close(sink, failed))
+		cli_error("%s: removed the partially written file", name);
+	else if (failed && blockdev)
+		cli_error("%s: the device holds an incomplete image", name);
+	else if (failed)
 		cli_error("%s: the file is incomplete (it existed before this "
 			  "copy, so it was kept)",
-			  sink->name);
+			  name);
 }
 
 static int check_args(const struct copy_args *a, const char *image)
 {
+	if (a->check && a->nobmap) {
+		cli_error("--check needs a bmap: it cannot be used with --nobmap");
+		return BMAPTK_ERR_USAGE;
+	}
 	if (a->nobmap && a->bmap) {
 		cli_error("--nobmap and --bmap cannot be used together");
 		return BMAPTK_ERR_USAGE;
@@ -170,9 +135,9 @@ static int copy_to(const struct copy_args *a, struct bmaptk_stream *img,
 		summarize(img->name, dest, &st, co.verify && bmap &&
 							bmap->range_digests);
 	}
-	sink->ops->close(sink, rc != 0);
-	if (rc)
-		report_leftover(sink);
+	close_sink(sink, rc != 0);
+	if (!rc && a->check && bmap)
+		rc = cli_run_check(bmap, dest, 0);
 	return rc;
 }
 
@@ -199,7 +164,8 @@ static int run(int argc, char **argv)
 		return BMAPTK_ERR_IO;
 	}
 	cli_catch_signals();
-	rc = load_bmap(&a, argv[first], &bmap, &bmap_path, &err);
+	rc = cli_load_bmap(a.bmap, a.nobmap ? NULL : argv[first], &bmap,
+			   &bmap_path, &err);
 	if (!rc && bmap_path && !strcmp(bmap_path, argv[first]))
 		rc = bmaptk_set_error(&err, BMAPTK_ERR_USAGE, 0,
 				      "%s: this is the bmap file, not the image; make sure you are writing your image and not the bmap file",
@@ -226,7 +192,7 @@ static int run(int argc, char **argv)
 		goto out;
 	}
 	if (bmap) {
-		describe_bmap(bmap, bmap_path);
+		cli_describe_bmap(bmap, bmap_path);
 		if (!bmap->range_digests && !a.no_verify)
 			cli_warn("%s: the bmap has no checksums; the data cannot be verified",
 				 bmap_path);

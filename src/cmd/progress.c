@@ -79,7 +79,9 @@ void cli_progress_update(void *ctx, uint64_t done, uint64_t total)
 			draw_bar(p, now);
 			p->last_draw = now;
 		}
-	} else if (percent / 10 != p->last_step / 10 && percent / 10 > 0) {
+	} else if (percent / 10 != p->last_step / 10 && percent / 10 > 0 &&
+		   now - p->started >= 1.0) {
+		/* Short jobs finish before a log line would help anyone. */
 		char d[32], t[32];
 		fprintf(stderr, "bmaptk: %s: %d%% (%s of %s)\n", p->what,
 			percent / 10 * 10, human_size(done, d, sizeof(d)),

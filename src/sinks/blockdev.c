@@ -23,8 +23,8 @@
 
 struct blockdev_sink {
 	struct bmaptk_sink base;
-	int fd;	 /* buffered; holds the O_EXCL claim */
-	int dfd; /* O_DIRECT, or -1 */
+	int fd;	      /* buffered; holds the O_EXCL claim */
+	int dfd;      /* O_DIRECT, or -1 */
 	unsigned lbs; /* logical block size: O_DIRECT's unit */
 	uint64_t image_size;
 };
@@ -64,8 +64,8 @@ static int read_line(const char *path, char *buf, size_t len)
 
 static int add_node(struct blk_nodes *nodes, dev_t dev, const char *name)
 {
-	struct blk_node *grown = realloc(nodes->v,
-					 (nodes->n + 1) * sizeof(*grown));
+	struct blk_node *grown =
+	    realloc(nodes->v, (nodes->n + 1) * sizeof(*grown));
 
 	if (!grown)
 		return -1;
@@ -110,15 +110,16 @@ static int collect_nodes(const char *path, dev_t dev, struct blk_nodes *nodes,
 {
 	char dir[64];
 	char *real;
-	const char *name;
+	const char *base, *slash;
 	int rc;
 
+	/* The kernel's name of the device, for messages; the path's last
+	 * component if sysfs is missing. */
 	sysfs_dir(dev, dir, sizeof(dir));
 	real = realpath(dir, NULL);
-	name = real ? strrchr(real, '/') + 1 : strrchr(path, '/');
-	if (!real && name)
-		name++;
-	rc = add_node(nodes, dev, name ? name : path);
+	base = real ? real : path;
+	slash = strrchr(base, '/');
+	rc = add_node(nodes, dev, slash ? slash + 1 : base);
 	free(real);
 	if (!rc)
 		rc = add_partitions(nodes, dir);
@@ -137,7 +138,8 @@ static const struct blk_node *find_node(const struct blk_nodes *nodes,
 	return NULL;
 }
 
-/* ---- refusals ------------------------------------------------------------- */
+/* ---- refusals -------------------------------------------------------------
+ */
 
 /* Undo the octal escapes (\040 for a space) of /proc/self/mountinfo. */
 static void unescape(char *s)
@@ -145,8 +147,8 @@ static void unescape(char *s)
 	char *out = s;
 
 	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
-		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' &&
+		    s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
 			*out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
 					(s[3] - '0'));
 			s += 3;
@@ -192,13 +194,14 @@ static int check_mounts(const char *path, const struct blk_nodes *nodes,
 		return 0; /* no /proc: O_EXCL still refuses a mounted device */
 	while (!rc && getline(&line, &cap, f) > 0) {
 		const struct blk_node *n = mount_node(nodes, line);
-		if (!n || sscanf(line, "%*s %*s %*s %*s %4095s",
-				 mountpoint) != 1)
+		if (!n ||
+		    sscanf(line, "%*s %*s %*s %*s %4095s", mountpoint) != 1)
 			continue;
 		unescape(mountpoint);
-		rc = bmaptk_set_error(err, BMAPTK_ERR_USAGE, EBUSY,
-				      "%s is mounted (/dev/%s on %s); unmount it first",
-				      path, n->name, mountpoint);
+		rc = bmaptk_set_error(
+		    err, BMAPTK_ERR_USAGE, EBUSY,
+		    "%s is mounted (/dev/%s on %s); unmount it first", path,
+		    n->name, mountpoint);
 	}
 	free(line);
 	fclose(f);
@@ -225,9 +228,10 @@ static int check_swaps(const char *path, const struct blk_nodes *nodes,
 			continue;
 		n = find_node(nodes, st.st_rdev);
 		if (n)
-			rc = bmaptk_set_error(err, BMAPTK_ERR_USAGE, EBUSY,
-					      "%s is in use as swap (/dev/%s); swapoff it first",
-					      path, n->name);
+			rc = bmaptk_set_error(
+			    err, BMAPTK_ERR_USAGE, EBUSY,
+			    "%s is in use as swap (/dev/%s); swapoff it first",
+			    path, n->name);
 	}
 	free(line);
 	fclose(f);
@@ -239,7 +243,7 @@ static int check_swaps(const char *path, const struct blk_nodes *nodes,
 static int check_holders(const char *path, const struct blk_nodes *nodes,
 			 struct bmaptk_error *err)
 {
-	char dir[96], dm_path[PATH_MAX], dm_name[128];
+	char dir[64], holders[96], dm_path[PATH_MAX], dm_name[128];
 
 	for (size_t i = 0; i < nodes->n; i++) {
 		DIR *d;
@@ -247,8 +251,8 @@ static int check_holders(const char *path, const struct blk_nodes *nodes,
 		char holder[NAME_MAX + 1] = "";
 
 		sysfs_dir(nodes->v[i].dev, dir, sizeof(dir));
-		strcat(dir, "/holders");
-		d = opendir(dir);
+		snprintf(holders, sizeof(holders), "%s/holders", dir);
+		d = opendir(holders);
 		if (!d)
 			continue;
 		while ((de = readdir(d)) != NULL && !holder[0])
@@ -258,15 +262,14 @@ static int check_holders(const char *path, const struct blk_nodes *nodes,
 		closedir(d);
 		if (!holder[0])
 			continue;
-		snprintf(dm_path, sizeof(dm_path), "/sys/class/block/%s/dm/name",
-			 holder);
+		snprintf(dm_path, sizeof(dm_path),
+			 "/sys/class/block/%s/dm/name", holder);
 		if (read_line(dm_path, dm_name, sizeof(dm_name)) != 0)
 			dm_name[0] = '\0';
-		return bmaptk_set_error(err, BMAPTK_ERR_USAGE, EBUSY,
-					"%s is in use by %s%s%s%s%s", path,
-					holder, dm_name[0] ? " (" : "", dm_name,
-					dm_name[0] ? ")" : "",
-					i ? " through a partition" : "");
+		return bmaptk_set_error(
+		    err, BMAPTK_ERR_USAGE, EBUSY, "%s is in use by %s%s%s%s%s",
+		    path, holder, dm_name[0] ? " (" : "", dm_name,
+		    dm_name[0] ? ")" : "", i ? " through a partition" : "");
 	}
 	return 0;
 }
@@ -313,13 +316,15 @@ static int check_size(struct blockdev_sink *b, struct bmaptk_error *err)
 					b->base.name, strerror(errno));
 	if (b->image_size != BMAPTK_SIZE_UNKNOWN && size < b->image_size)
 		return bmaptk_set_error(err, BMAPTK_ERR_USAGE, ENOSPC,
-					"%s is smaller than the image: %llu bytes, the image needs %llu bytes",
+					"%s is smaller than the image: %llu "
+					"bytes, the image needs %llu bytes",
 					b->base.name, (unsigned long long)size,
 					(unsigned long long)b->image_size);
 	return 0;
 }
 
-/* ---- I/O ------------------------------------------------------------------ */
+/* ---- I/O ------------------------------------------------------------------
+ */
 
 /* Bytes of a transfer at buf/off that O_DIRECT can take: whole logical
  * blocks from an aligned buffer at an aligned offset. */
@@ -331,8 +336,8 @@ static size_t direct_part(const struct blockdev_sink *b, const void *buf,
 	return len - len % b->lbs;
 }
 
-static int blockdev_pwrite(struct bmaptk_sink *s, const void *buf,
-			   size_t len, uint64_t off, struct bmaptk_error *err)
+static int blockdev_pwrite(struct bmaptk_sink *s, const void *buf, size_t len,
+			   uint64_t off, struct bmaptk_error *err)
 {
 	struct blockdev_sink *b = (struct blockdev_sink *)s;
 	size_t direct = direct_part(b, buf, len, off);
@@ -391,7 +396,7 @@ static int blockdev_finish(struct bmaptk_sink *s, uint64_t image_size,
 	return sink_fsync(b->fd, s->name, err);
 }
 
-static void blockdev_close(struct bmaptk_sink *s, int failed)
+static int blockdev_close(struct bmaptk_sink *s, int failed)
 {
 	struct blockdev_sink *b = (struct blockdev_sink *)s;
 
@@ -401,16 +406,18 @@ static void blockdev_close(struct bmaptk_sink *s, int failed)
 	if (b->fd >= 0)
 		close(b->fd);
 	free(b);
+	return 0;
 }
 
 static const struct bmaptk_sink_ops blockdev_ops = {
-	.pwrite = blockdev_pwrite,
-	.pread = blockdev_pread,
-	.finish = blockdev_finish,
-	.close = blockdev_close,
+    .pwrite = blockdev_pwrite,
+    .pread = blockdev_pread,
+    .finish = blockdev_finish,
+    .close = blockdev_close,
 };
 
-/* ---- open ----------------------------------------------------------------- */
+/* ---- open -----------------------------------------------------------------
+ */
 
 static int open_exclusive(struct blockdev_sink *b, dev_t dev,
 			  struct bmaptk_error *err)
@@ -421,7 +428,8 @@ static int open_exclusive(struct blockdev_sink *b, dev_t dev,
 	b->fd = open(path, O_RDWR | O_EXCL | O_CLOEXEC);
 	if (b->fd < 0 && errno == EBUSY)
 		return bmaptk_set_error(err, BMAPTK_ERR_USAGE, EBUSY,
-					"%s: device is in use (mounted or claimed by another program)",
+					"%s: device is in use (mounted or "
+					"claimed by another program)",
 					path);
 	if (b->fd < 0)
 		return bmaptk_set_error(err, BMAPTK_ERR_IO, errno,
@@ -449,8 +457,7 @@ static void open_direct(struct blockdev_sink *b, dev_t dev)
 		return;
 	b->lbs = (unsigned)lbs;
 	b->dfd = open(b->base.name, O_RDWR | O_DIRECT | O_CLOEXEC);
-	if (b->dfd >= 0 &&
-	    (fstat(b->dfd, &st) < 0 || st.st_rdev != dev)) {
+	if (b->dfd >= 0 && (fstat(b->dfd, &st) < 0 || st.st_rdev != dev)) {
 		close(b->dfd);
 		b->dfd = -1;
 	}
@@ -506,15 +513,16 @@ static int blockdev_probe(const char *path, const struct stat *st)
 }
 
 static const struct bmaptk_sink_module blockdev_module = {
-	.probe = blockdev_probe,
-	.open = blockdev_open,
+    .probe = blockdev_probe,
+    .open = blockdev_open,
 };
 
 const struct bmaptk_module bmaptk_sink_blockdev = {
-	.abi_version = BMAPTK_ABI_VERSION,
-	.kind = BMAPTK_MODULE_SINK,
-	.name = "blockdev",
-	.description = "block device: opened exclusively, refused if mounted, in use or too small",
-	.version = "1.0",
-	.u.sink = &blockdev_module,
+    .abi_version = BMAPTK_ABI_VERSION,
+    .kind = BMAPTK_MODULE_SINK,
+    .name = "blockdev",
+    .description = "block device: opened exclusively, refused if mounted, in "
+		   "use or too small",
+    .version = "1.0",
+    .u.sink = &blockdev_module,
 };

@@ -69,23 +69,25 @@ static int file_finish(struct bmaptk_sink *s, uint64_t image_size,
 	return sink_fsync(f->fd, s->name, err);
 }
 
-static void file_close(struct bmaptk_sink *s, int failed)
+static int file_close(struct bmaptk_sink *s, int failed)
 {
 	struct file_sink *f = (struct file_sink *)s;
+	int removed = 0;
 
 	close(f->fd);
 	/* Only what we created is ours to remove; a file that existed before
 	 * stays, and the host says it is incomplete. */
 	if (failed && s->created && unlink(s->name) == 0)
-		s->removed = 1;
+		removed = 1;
 	free(f);
+	return removed;
 }
 
 static const struct bmaptk_sink_ops file_ops = {
-	.pwrite = file_pwrite,
-	.pread = file_pread,
-	.finish = file_finish,
-	.close = file_close,
+    .pwrite = file_pwrite,
+    .pread = file_pread,
+    .finish = file_finish,
+    .close = file_close,
 };
 
 /* Open path read-write, creating it if missing; *created tells which. O_EXCL
@@ -178,15 +180,15 @@ static int file_probe(const char *path, const struct stat *st)
 }
 
 static const struct bmaptk_sink_module file_module = {
-	.probe = file_probe,
-	.open = file_open,
+    .probe = file_probe,
+    .open = file_open,
 };
 
 const struct bmaptk_module bmaptk_sink_file = {
-	.abi_version = BMAPTK_ABI_VERSION,
-	.kind = BMAPTK_MODULE_SINK,
-	.name = "file",
-	.description = "regular file: created or cut to the image size, holes kept",
-	.version = "1.0",
-	.u.sink = &file_module,
+    .abi_version = BMAPTK_ABI_VERSION,
+    .kind = BMAPTK_MODULE_SINK,
+    .name = "file",
+    .description = "regular file: created or cut to the image size, holes kept",
+    .version = "1.0",
+    .u.sink = &file_module,
 };

@@ -11,10 +11,12 @@ int sink_check_range(const char *name, uint64_t image_size, size_t len,
 	if (image_size == BMAPTK_SIZE_UNKNOWN)
 		return 0;
 	if (off > image_size || len > image_size - off)
-		return bmaptk_set_error(err, BMAPTK_ERR_IO, EFBIG,
-					"%s: refusing to write %zu bytes at offset %llu, past the image size of %llu bytes",
-					name, len, (unsigned long long)off,
-					(unsigned long long)image_size);
+		return bmaptk_set_error(
+		    err, BMAPTK_ERR_IO, EFBIG,
+		    "%s: refusing to write %zu bytes at offset %llu, past the "
+		    "image size of %llu bytes",
+		    name, len, (unsigned long long)off,
+		    (unsigned long long)image_size);
 	return 0;
 }
 
@@ -28,8 +30,8 @@ int sink_pwrite_fd(int fd, const char *name, const void *buf, size_t len,
 				(unsigned long long)off, strerror(errno));
 }
 
-int sink_pread_fd(int fd, const char *name, void *buf, size_t len,
-		  uint64_t off, struct bmaptk_error *err)
+int sink_pread_fd(int fd, const char *name, void *buf, size_t len, uint64_t off,
+		  struct bmaptk_error *err)
 {
 	ssize_t n = pread_full(fd, buf, len, off);
 
@@ -39,10 +41,10 @@ int sink_pread_fd(int fd, const char *name, void *buf, size_t len,
 					name, (unsigned long long)off,
 					strerror(errno));
 	if ((size_t)n < len)
-		return bmaptk_set_error(err, BMAPTK_ERR_IO, 0,
-					"%s: read error at offset %llu: unexpected end of file",
-					name,
-					(unsigned long long)(off + (uint64_t)n));
+		return bmaptk_set_error(
+		    err, BMAPTK_ERR_IO, 0,
+		    "%s: read error at offset %llu: unexpected end of file",
+		    name, (unsigned long long)(off + (uint64_t)n));
 	return 0;
 }
 

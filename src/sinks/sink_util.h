@@ -16,8 +16,8 @@ int sink_check_range(const char *name, uint64_t image_size, size_t len,
 /* Write or read exactly len bytes at off; a short read is an error. */
 int sink_pwrite_fd(int fd, const char *name, const void *buf, size_t len,
 		   uint64_t off, struct bmaptk_error *err);
-int sink_pread_fd(int fd, const char *name, void *buf, size_t len,
-		  uint64_t off, struct bmaptk_error *err);
+int sink_pread_fd(int fd, const char *name, void *buf, size_t len, uint64_t off,
+		  struct bmaptk_error *err);
 
 /* fsync with a named error. */
 int sink_fsync(int fd, const char *name, struct bmaptk_error *err);
