@@ -20,9 +20,9 @@ int cli_load_bmap(const char *path, const char *image,
 	if (!path && !image)
 		return 0;
 	if (!path)
-		return bmaptk_discover_bmap(reg, image, NULL, bmap, bmap_path,
+		return bmaptk_discover_bmap(reg, image, &cli.source, bmap, bmap_path,
 					    err);
-	rc = bmaptk_read_all(reg, path, NULL, BMAPTK_BMAP_MAX_FILE, &data, &len,
+	rc = bmaptk_read_all(reg, path, &cli.source, BMAPTK_BMAP_MAX_FILE, &data, &len,
 			     err);
 	if (rc) {
 		if (err->sys_errno == ENOENT)

@@ -9,7 +9,7 @@
 
 #include "cmd.h"
 
-struct cli_globals cli;
+struct cli_globals cli = {.source = {.retries = 5, .timeout_sec = 60}};
 volatile sig_atomic_t cli_interrupted;
 
 static const struct cli_option common_options[] = {
@@ -19,6 +19,41 @@ static const struct cli_option common_options[] = {
 	{"help", 'h', NULL, "print this help and exit"},
 	{0},
 };
+
+static const struct cli_option remote_options[] = {
+	{"cacert", 0, "FILE", "trust the CA certificates in FILE for https"},
+	{"insecure", 0, NULL, "do not verify the server's TLS certificate"},
+	{"retries", 0, "N", "reconnect up to N times after a dropped "
+			   "connection (default 5)"},
+	{"timeout", 0, "SEC", "give up on a stalled transfer after SEC "
+			     "seconds (default 60)"},
+	{0},
+};
+
+/* Handle one of remote_options; returns 0 or -1 after an error. */
+static int on_remote_option(const struct cli_option *o, const char *arg)
+{
+	char *end;
+	long v;
+
+	if (!strcmp(o->name, "cacert")) {
+		cli.source.cacert = arg;
+	} else if (!strcmp(o->name, "insecure")) {
+		cli.source.insecure = 1;
+	} else {
+		v = strtol(arg, &end, 10);
+		if (*end || v < 0 || v > 100000) {
+			cli_error("--%s: '%s' is not a sensible number", o->name,
+				  arg);
+			return -1;
+		}
+		if (!strcmp(o->name, "retries"))
+			cli.source.retries = (int)v;
+		else
+			cli.source.timeout_sec = (int)v;
+	}
+	return 0;
+}
 
 static size_t count_options(const struct cli_option *o)
 {
@@ -33,13 +68,13 @@ static void print_options(const struct cli_option *o, FILE *out)
 {
 	for (; o && o->name; o++) {
 		char left[64];
-		int n = snprintf(left, sizeof(left), "%s%c%s--%s%s%s",
-				 o->short_name ? "-" : "",
-				 o->short_name ? o->short_name : ' ',
-				 o->short_name ? ", " : "  ", o->name,
+		if (o->short_name)
+			snprintf(left, sizeof(left), "-%c, --%s%s%s",
+				 o->short_name, o->name, o->arg ? " " : "",
+				 o->arg ? o->arg : "");
+		else
+			snprintf(left, sizeof(left), "    --%s%s%s", o->name,
 				 o->arg ? " " : "", o->arg ? o->arg : "");
-		if (!o->short_name)
-			memmove(left, left + 2, (size_t)n - 1);
 		fprintf(out, "  %-24s %s\n", left, o->help);
 	}
 }
@@ -49,18 +84,64 @@ void cli_usage(const struct cmd *cmd, FILE *out)
 	fprintf(out, "usage: bmaptk %s %s\n\n%s\n\noptions:\n", cmd->name,
 		cmd->usage, cmd->description);
 	print_options(cmd->options, out);
+	if (cmd->remote)
+		print_options(remote_options, out);
 	print_options(common_options, out);
 	fprintf(out, "\nexit codes: 0 success, 1 data does not verify, 2 usage "
 		     "or invalid input,\n3 I/O or network error, 130 "
 		     "interrupted.\n");
 }
 
-static void fill_long(struct option *lo, const struct cli_option *o, int val)
+/* Options shared by every command. Returns 0, -1 (error) or -2 (help). */
+static int on_common_option(const struct cmd *cmd, const struct cli_option *o,
+			    const char *arg)
 {
-	lo->name = o->name;
-	lo->has_arg = o->arg ? required_argument : no_argument;
-	lo->flag = NULL;
-	lo->val = val;
+	const char **grown;
+
+	if (!strcmp(o->name, "help")) {
+		cli_usage(cmd, stdout);
+		return -2;
+	} else if (!strcmp(o->name, "quiet")) {
+		cli.quiet = 1;
+	} else if (!strcmp(o->name, "debug")) {
+		cli.debug = 1;
+	} else if (!strcmp(o->name, "plugin-dir")) {
+		grown = realloc(cli.plugin_dirs,
+				(cli.nplugin_dirs + 1) * sizeof(*grown));
+		if (!grown)
+			return -1;
+		cli.plugin_dirs = grown;
+		cli.plugin_dirs[cli.nplugin_dirs++] = arg;
+	}
+	return 0;
+}
+
+/* The options cmd accepts, its own first, NULL-terminated. */
+static const struct cli_option **all_options(const struct cmd *cmd,
+					     size_t *n)
+{
+	const struct cli_option *tables[] = {
+		cmd->options, cmd->remote ? remote_options : NULL,
+		common_options};
+	const struct cli_option **all;
+	size_t k = 0;
+
+	*n = count_options(cmd->options) + count_options(remote_options) +
+	     count_options(common_options);
+	all = calloc(*n + 1, sizeof(*all));
+	for (size_t t = 0; all && t < 3; t++)
+		for (const struct cli_option *o = tables[t]; o && o->name; o++)
+			all[k++] = o;
+	*n = k;
+	return all;
+}
+
+static int is_in(const struct cli_option *o, const struct cli_option *table)
+{
+	for (; table->name; table++)
+		if (o == table)
+			return 1;
+	return 0;
 }
 
 int cli_parse(const struct cmd *cmd, int argc, char **argv,
@@ -68,66 +149,51 @@ int cli_parse(const struct cmd *cmd, int argc, char **argv,
 			       void *ctx),
 	      void *ctx)
 {
-	size_t ncmd = count_options(cmd->options);
-	size_t ncommon = count_options(common_options);
-	struct option *lo = calloc(ncmd + ncommon + 1, sizeof(*lo));
+	size_t n;
+	const struct cli_option **all = all_options(cmd, &n);
+	struct option *lo = calloc(n + 1, sizeof(*lo));
 	char shorts[128] = "";
 	size_t sl = 0;
 	int c, idx, rc = 0;
 
-	if (!lo)
+	if (!all || !lo) {
+		free(all);
+		free(lo);
 		return -1;
+	}
 	/* Values 1000+i identify option i; short letters map back to it. */
-	for (size_t i = 0; i < ncmd + ncommon; i++) {
-		const struct cli_option *o = i < ncmd ? &cmd->options[i]
-						      : &common_options[i - ncmd];
-		fill_long(&lo[i], o, 1000 + (int)i);
-		if (o->short_name && sl + 3 < sizeof(shorts)) {
-			shorts[sl++] = (char)o->short_name;
-			if (o->arg)
+	for (size_t i = 0; i < n; i++) {
+		lo[i].name = all[i]->name;
+		lo[i].has_arg = all[i]->arg ? required_argument : no_argument;
+		lo[i].val = 1000 + (int)i;
+		if (all[i]->short_name && sl + 3 < sizeof(shorts)) {
+			shorts[sl++] = (char)all[i]->short_name;
+			if (all[i]->arg)
 				shorts[sl++] = ':';
 			shorts[sl] = '\0';
 		}
 	}
 	optind = 1;
 	opterr = 0;
-	while (rc == 0 && (c = getopt_long(argc, argv, shorts, lo, &idx)) != -1) {
+	while (!rc && (c = getopt_long(argc, argv, shorts, lo, &idx)) != -1) {
 		const struct cli_option *o = NULL;
-		if (c == '?' || c == ':') {
+		for (size_t i = 0; i < n && !o; i++)
+			if (c == 1000 + (int)i || c == all[i]->short_name)
+				o = all[i];
+		if (!o) {
 			cli_error("%s: bad or incomplete option '%s' (see bmaptk %s --help)",
 				  cmd->name, argv[optind - 1], cmd->name);
 			rc = -1;
-			break;
-		}
-		for (size_t i = 0; i < ncmd + ncommon && !o; i++) {
-			const struct cli_option *cand =
-				i < ncmd ? &cmd->options[i]
-					 : &common_options[i - ncmd];
-			if (c == 1000 + (int)i || c == cand->short_name)
-				o = cand;
-		}
-		if (!strcmp(o->name, "help")) {
-			cli_usage(cmd, stdout);
-			rc = -2;
-		} else if (!strcmp(o->name, "quiet")) {
-			cli.quiet = 1;
-		} else if (!strcmp(o->name, "debug")) {
-			cli.debug = 1;
-		} else if (!strcmp(o->name, "plugin-dir")) {
-			const char **g = realloc(cli.plugin_dirs,
-						 (cli.nplugin_dirs + 1) *
-							 sizeof(*g));
-			if (!g)
-				rc = -1;
-			else {
-				cli.plugin_dirs = g;
-				g[cli.nplugin_dirs++] = optarg;
-			}
+		} else if (is_in(o, common_options)) {
+			rc = on_common_option(cmd, o, optarg);
+		} else if (is_in(o, remote_options)) {
+			rc = on_remote_option(o, optarg);
 		} else if (on_option(o, optarg, ctx)) {
 			rc = -1;
 		}
 	}
 	free(lo);
+	free(all);
 	return rc ? rc : optind;
 }
 

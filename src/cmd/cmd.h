@@ -21,6 +21,7 @@ struct cmd {
 	const char *usage; /* after "bmaptk NAME " */
 	const char *description;
 	const struct cli_option *options; /* ends with {0} */
+	int remote; /* accepts the URL options (--cacert, --retries, ...) */
 	int (*run)(int argc, char **argv);
 };
 
@@ -32,6 +33,7 @@ struct cli_globals {
 	int debug;
 	const char **plugin_dirs;
 	size_t nplugin_dirs;
+	struct bmaptk_source_opts source; /* for images and bmaps at URLs */
 };
 extern struct cli_globals cli;
 

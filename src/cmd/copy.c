@@ -171,7 +171,7 @@ static int run(int argc, char **argv)
 				      "%s: this is the bmap file, not the image; make sure you are writing your image and not the bmap file",
 				      argv[first]);
 	if (!rc) {
-		img = bmaptk_open_image(cli_registry(), argv[first], NULL,
+		img = bmaptk_open_image(cli_registry(), argv[first], &cli.source,
 					&err);
 		rc = img ? 0 : err.status;
 	}
@@ -224,5 +224,6 @@ const struct cmd cmd_copy = {
 		"regular file (created, or cut to the image's size; it stays\n"
 		"sparse). A file created by a failed copy is removed.",
 	.options = options,
+	.remote = 1,
 	.run = run,
 };

@@ -130,9 +130,9 @@ static const char *isal_strerror(int ret)
 }
 
 /* Decode into out[0, *out_len); *out_len becomes the bytes produced. The
- * gzip header is parsed with our own, persistent header struct because
- * isal_inflate's built-in parsing cannot resume a header split across
- * input chunks. */
+ * gzip header is parsed into our own struct, kept across calls, because
+ * isal_inflate's built-in parsing starts from a fresh one on every call and
+ * a header may be split across input chunks. */
 static int dec_step(struct gz_stream *g, unsigned char *out, size_t *out_len,
 		    struct bmaptk_error *err)
 {

@@ -12,12 +12,15 @@
 
 #include "util.h"
 
+#define NO_DTD "it declares a DTD or entities, which bmap files never do"
+
 struct parse_ctx {
 	const char *name;
 	struct bmaptk_error *err;
 	struct bmaptk_bmap *b;
 	const char *file_digest; /* hex text of the file checksum, in the doc */
 	enum bmaptk_hash_type file_digest_type;
+	int saw_dtd; /* the SAX hook stopped the parser at a <!DOCTYPE> */
 };
 
 static int bad(struct parse_ctx *c, const char *fmt, const char *detail)
@@ -29,6 +32,12 @@ static int bad(struct parse_ctx *c, const char *fmt, const char *detail)
 				"%s: invalid bmap: %s", c->name, what);
 }
 
+static int out_of_memory(struct parse_ctx *c)
+{
+	return bmaptk_set_error(c->err, BMAPTK_ERR_IO, ENOMEM,
+				"%s: out of memory", c->name);
+}
+
 static const char *skip_space(const char *s)
 {
 	while (*s && isspace((unsigned char)*s))
@@ -36,62 +45,110 @@ static const char *skip_space(const char *s)
 	return s;
 }
 
+/* Copy s without its surrounding white space into out (size bytes);
+ * returns the trimmed length, which may be >= size (then truncated). */
+static size_t trim_copy(const char *s, char *out, size_t size)
+{
+	size_t n;
+
+	s = skip_space(s);
+	n = strlen(s);
+	while (n && isspace((unsigned char)s[n - 1]))
+		n--;
+	snprintf(out, size, "%.*s", (int)MIN(n, size - 1), s);
+	return n;
+}
+
+enum { NUM_OK = 0, NUM_SYNTAX = -1, NUM_OVERFLOW = -2 };
+
 /* Parse an unsigned decimal with surrounding white space; *end gets the
- * first byte after the digits. Returns 0 on success. */
+ * first byte after the digits. Returns NUM_OK or why not. */
 static int parse_u64(const char *s, uint64_t *out, const char **end)
 {
 	uint64_t v = 0;
 
 	s = skip_space(s);
 	if (!isdigit((unsigned char)*s))
-		return -1;
+		return NUM_SYNTAX;
 	for (; isdigit((unsigned char)*s); s++) {
 		unsigned d = (unsigned)(*s - '0');
 		if (v > (UINT64_MAX - d) / 10)
-			return -1;
+			return NUM_OVERFLOW;
 		v = v * 10 + d;
 	}
 	*out = v;
 	*end = skip_space(s);
-	return 0;
+	return NUM_OK;
 }
 
 static int element_u64(struct parse_ctx *c, xmlNode *n, uint64_t *out)
 {
 	xmlChar *text = xmlNodeGetContent(n);
-	const char *end;
-	int rc = 0;
+	const char *end = "";
+	int rc = 0, num;
 
-	if (!text || parse_u64((const char *)text, out, &end) || *end)
+	if (!text)
+		return out_of_memory(c);
+	num = parse_u64((const char *)text, out, &end);
+	if (num == NUM_OVERFLOW)
+		rc = bad(c, "<%s> is too large", (const char *)n->name);
+	else if (num || *end)
 		rc = bad(c, "<%s> is not a number", (const char *)n->name);
 	xmlFree(text);
 	return rc;
 }
 
+/* Exactly len bytes of hex, nothing after. Never reads past the NUL. */
 static int parse_hex(const char *hex, unsigned char *out, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
-		int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
-		if (hi < 0 || lo < 0)
+		int hi = hex_value(hex[2 * i]), lo;
+		if (hi < 0)
+			return -1;
+		lo = hex_value(hex[2 * i + 1]);
+		if (lo < 0)
 			return -1;
 		out[i] = (unsigned char)(hi << 4 | lo);
 	}
 	return hex[2 * len] ? -1 : 0;
 }
 
+/* "major.minor", digits only: sscanf's %u would take "-2" or " +2". */
+static int parse_version_text(const char *s, unsigned *major, unsigned *minor)
+{
+	unsigned *part[2] = {major, minor};
+
+	for (int i = 0; i < 2; i++) {
+		uint64_t v = 0;
+		if (!isdigit((unsigned char)*s))
+			return -1;
+		for (; isdigit((unsigned char)*s); s++) {
+			v = v * 10 + (unsigned)(*s - '0');
+			if (v > UINT32_MAX)
+				return -1;
+		}
+		*part[i] = (unsigned)v;
+		if (i == 0 && *s++ != '.')
+			return -1;
+	}
+	return *s ? -1 : 0;
+}
+
 static int parse_version(struct parse_ctx *c, xmlNode *root)
 {
 	xmlChar *v = xmlGetProp(root, (const xmlChar *)"version");
-	unsigned major, minor;
-	char tail;
+	unsigned major = 0, minor = 0;
 	int rc = 0;
 
-	if (!v || sscanf((const char *)v, "%u.%u%c", &major, &minor, &tail) != 2)
-		rc = bad(c, "%s", "the version attribute is missing or malformed");
+	if (!v || parse_version_text((const char *)v, &major, &minor))
+		rc = bad(c, "%s",
+			 "the version attribute is missing or malformed");
 	else if (major > 2)
-		rc = bmaptk_set_error(c->err, BMAPTK_ERR_USAGE, 0,
-				      "%s: bmap format version %s is not supported: only bmap format version up to 2 is supported",
-				      c->name, (const char *)v);
+		rc = bmaptk_set_error(
+		    c->err, BMAPTK_ERR_USAGE, 0,
+		    "%s: bmap format version %s is not supported: only bmap "
+		    "format version up to 2 is supported",
+		    c->name, (const char *)v);
 	else if (major < 1)
 		rc = bad(c, "version %s is not a bmap format version",
 			 (const char *)v);
@@ -101,15 +158,38 @@ static int parse_version(struct parse_ctx *c, xmlNode *root)
 	return rc;
 }
 
+/* Formats before 1.4 know SHA-1 only and have no <ChecksumType>. */
+static int is_modern(const struct bmaptk_bmap *b)
+{
+	return b->major > 1 || b->minor >= 4;
+}
+
 static int parse_checksum_type(struct parse_ctx *c, xmlNode *n)
 {
-	xmlChar *text = xmlNodeGetContent(n);
-	char word[16] = "";
+	xmlChar *text;
+	char word[16], version[32];
 	int rc = 0;
 
-	if (text)
-		sscanf((const char *)text, " %15s", word);
-	if (!strcmp(word, "sha256"))
+	if (!is_modern(c->b)) {
+		if (!n) {
+			c->b->hash_type = BMAPTK_HASH_SHA1;
+			return 0;
+		}
+		snprintf(version, sizeof(version), "%u.%u", c->b->major,
+			 c->b->minor);
+		return bad(c,
+			   "<ChecksumType> has no place in format %s, which "
+			   "uses SHA-1",
+			   version);
+	}
+	if (!n)
+		return bad(c, "%s", "<ChecksumType> is missing");
+	text = xmlNodeGetContent(n);
+	if (!text)
+		return out_of_memory(c);
+	if (trim_copy((const char *)text, word, sizeof(word)) >= sizeof(word))
+		rc = bad(c, "unknown ChecksumType '%s...'", word);
+	else if (!strcmp(word, "sha256"))
 		c->b->hash_type = BMAPTK_HASH_SHA256;
 	else if (!strcmp(word, "sha1"))
 		c->b->hash_type = BMAPTK_HASH_SHA1;
@@ -119,28 +199,33 @@ static int parse_checksum_type(struct parse_ctx *c, xmlNode *n)
 	return rc;
 }
 
-/* Remember where the file checksum's hex text is; it is checked last. */
-static int parse_file_digest(struct parse_ctx *c, xmlNode *n,
-			     enum bmaptk_hash_type type)
+/* Keep the file checksum's hex text; the file is hashed last. n is NULL
+ * when the element is absent, which only formats before 1.3 allow. */
+static int parse_file_digest(struct parse_ctx *c, xmlNode *n)
 {
-	xmlChar *text = xmlNodeGetContent(n);
-	char hex[2 * BMAPTK_HASH_MAX + 2] = "";
-	int rc = 0;
+	size_t want = 2 * bmaptk_hash_size(c->b->hash_type), got;
+	char hex[2 * BMAPTK_HASH_MAX + 2], detail[64];
+	unsigned char bytes[BMAPTK_HASH_MAX];
+	xmlChar *text;
 
-	if (text)
-		sscanf((const char *)text, " %65s", hex);
+	if (!n)
+		return is_modern(c->b) || c->b->minor >= 3
+			   ? bad(c, "%s", "the bmap file checksum is missing")
+			   : 0;
+	text = xmlNodeGetContent(n);
+	if (!text)
+		return out_of_memory(c);
+	got = trim_copy((const char *)text, hex, sizeof(hex));
 	xmlFree(text);
-	/* With type NONE the length is checked once ChecksumType is known. */
-	if (!hex[0] || (type != BMAPTK_HASH_NONE &&
-			strlen(hex) != 2 * bmaptk_hash_size(type)))
-		return bad(c, "<%s> is not a checksum", (const char *)n->name);
-	free((void *)c->file_digest);
-	c->file_digest_type = type;
+	snprintf(detail, sizeof(detail), "%zu", want);
+	if (got != want || parse_hex(hex, bytes, want / 2))
+		return bad(
+		    c,
+		    "the bmap file checksum is malformed (want %s hex digits)",
+		    detail);
+	c->file_digest_type = c->b->hash_type;
 	c->file_digest = strdup(hex);
-	if (!c->file_digest)
-		rc = bmaptk_set_error(c->err, BMAPTK_ERR_IO, ENOMEM,
-				      "%s: out of memory", c->name);
-	return rc;
+	return c->file_digest ? 0 : out_of_memory(c);
 }
 
 static int parse_range(struct parse_ctx *c, xmlNode *n, struct bmaptk_range *r)
@@ -150,15 +235,17 @@ static int parse_range(struct parse_ctx *c, xmlNode *n, struct bmaptk_range *r)
 	int rc = 0;
 
 	memset(r, 0, sizeof(*r));
-	if (!text || parse_u64((const char *)text, &r->first, &end)) {
-		rc = bad(c, "%s", "a <Range> is not 'first' or 'first-last'");
-		goto out;
-	}
-	r->last = r->first;
-	if (*end == '-') {
-		p = end + 1;
-		if (parse_u64(p, &r->last, &end))
-			end = "x";
+	if (!text)
+		return out_of_memory(c);
+	if (parse_u64((const char *)text, &r->first, &end)) {
+		end = "x";
+	} else {
+		r->last = r->first;
+		if (*end == '-') {
+			p = end + 1;
+			if (parse_u64(p, &r->last, &end))
+				end = "x";
+		}
 	}
 	if (*end) {
 		rc = bad(c, "<Range> '%s' is not 'first' or 'first-last'",
@@ -177,10 +264,8 @@ out:
 static int parse_range_digest(struct parse_ctx *c, xmlNode *n,
 			      struct bmaptk_range *r, size_t index)
 {
-	int modern = c->b->major > 1 || c->b->minor >= 4;
-	const char *attr = modern ? "chksum" : "sha1";
+	const char *attr = is_modern(c->b) ? "chksum" : "sha1";
 	xmlChar *v = xmlGetProp(n, (const xmlChar *)attr);
-	enum bmaptk_hash_type type = modern ? c->b->hash_type : BMAPTK_HASH_SHA1;
 	char detail[64];
 	int have = v != NULL, rc = 0;
 
@@ -188,10 +273,12 @@ static int parse_range_digest(struct parse_ctx *c, xmlNode *n,
 		c->b->range_digests = have;
 	snprintf(detail, sizeof(detail), "%zu", index + 1);
 	if (have != c->b->range_digests)
-		rc = bad(c, "range %s has a checksum where others have none (or the reverse)",
+		rc = bad(c,
+			 "range %s has a checksum where others have none (or "
+			 "the reverse)",
 			 detail);
 	else if (have && parse_hex(skip_space((const char *)v), r->digest,
-				   bmaptk_hash_size(type)))
+				   bmaptk_hash_size(c->b->hash_type)))
 		rc = bad(c, "range %s has a malformed checksum", detail);
 	xmlFree(v);
 	return rc;
@@ -207,8 +294,7 @@ static int parse_block_map(struct parse_ctx *c, xmlNode *map)
 			n++;
 	c->b->ranges = calloc(n ? n : 1, sizeof(*c->b->ranges));
 	if (!c->b->ranges)
-		return bmaptk_set_error(c->err, BMAPTK_ERR_IO, ENOMEM,
-					"%s: out of memory", c->name);
+		return out_of_memory(c);
 	for (xmlNode *k = map->children; k; k = k->next) {
 		if (k->type != XML_ELEMENT_NODE)
 			continue;
@@ -225,74 +311,81 @@ static int parse_block_map(struct parse_ctx *c, xmlNode *map)
 	return 0;
 }
 
-enum seen {
-	SEEN_IMAGE_SIZE = 1,
-	SEEN_BLOCK_SIZE = 2,
-	SEEN_BLOCKS_COUNT = 4,
-	SEEN_MAPPED = 8,
-	SEEN_MAP = 16,
-	SEEN_ALL = 31,
+/* The elements bmaptk reads; the first REQUIRED must be there. */
+enum slot {
+	IMAGE_SIZE,
+	BLOCK_SIZE,
+	BLOCKS_COUNT,
+	MAPPED,
+	BLOCK_MAP,
+	REQUIRED,
+	CHECKSUM_TYPE = REQUIRED,
+	FILE_CHECKSUM,
+	FILE_SHA1,
+	NSLOTS,
 };
+
+static const char *const slot_names[NSLOTS] = {
+    "ImageSize", "BlockSize",	 "BlocksCount",	     "MappedBlocksCount",
+    "BlockMap",	 "ChecksumType", "BmapFileChecksum", "BmapFileSHA1",
+};
+
+/* Find each known element once; a second copy would be ambiguous. Other
+ * elements are ignored, as bmaptool does. */
+static int find_elements(struct parse_ctx *c, xmlNode *root,
+			 xmlNode *slot[NSLOTS])
+{
+	for (xmlNode *n = root->children; n; n = n->next) {
+		if (n->type != XML_ELEMENT_NODE)
+			continue;
+		for (int i = 0; i < NSLOTS; i++) {
+			if (xmlStrcmp(n->name, (const xmlChar *)slot_names[i]))
+				continue;
+			if (slot[i])
+				return bad(c, "<%s> appears twice",
+					   slot_names[i]);
+			slot[i] = n;
+		}
+	}
+	for (int i = 0; i < REQUIRED; i++)
+		if (!slot[i])
+			return bad(c, "<%s> is missing", slot_names[i]);
+	return 0;
+}
 
 static int parse_elements(struct parse_ctx *c, xmlNode *root)
 {
 	struct bmaptk_bmap *b = c->b;
-	unsigned seen = 0;
+	xmlNode *slot[NSLOTS] = {NULL};
 	uint64_t bs = 0;
-	xmlNode *map = NULL;
-	int rc = 0;
+	char detail[64];
+	int rc;
 
-	/* The digest type must be known before ranges are read, and
-	 * ChecksumType may come after BlockMap in a hand-written file. */
-	b->hash_type = b->major == 1 && b->minor < 4 ? BMAPTK_HASH_SHA1
-						      : BMAPTK_HASH_NONE;
-	for (xmlNode *n = root->children; n && !rc; n = n->next) {
-		const char *name = (const char *)n->name;
-		if (n->type != XML_ELEMENT_NODE)
-			continue;
-		if (!strcmp(name, "ImageSize"))
-			seen |= SEEN_IMAGE_SIZE,
-				rc = element_u64(c, n, &b->image_size);
-		else if (!strcmp(name, "BlockSize"))
-			seen |= SEEN_BLOCK_SIZE, rc = element_u64(c, n, &bs);
-		else if (!strcmp(name, "BlocksCount"))
-			seen |= SEEN_BLOCKS_COUNT,
-				rc = element_u64(c, n, &b->blocks_count);
-		else if (!strcmp(name, "MappedBlocksCount"))
-			seen |= SEEN_MAPPED,
-				rc = element_u64(c, n, &b->mapped_blocks_count);
-		else if (!strcmp(name, "ChecksumType"))
-			rc = parse_checksum_type(c, n);
-		else if (!strcmp(name, "BmapFileChecksum"))
-			rc = parse_file_digest(c, n, BMAPTK_HASH_NONE);
-		else if (!strcmp(name, "BmapFileSHA1"))
-			rc = parse_file_digest(c, n, BMAPTK_HASH_SHA1);
-		else if (!strcmp(name, "BlockMap"))
-			seen |= SEEN_MAP, map = n;
-	}
+	rc = find_elements(c, root, slot);
+	if (!rc)
+		rc = element_u64(c, slot[IMAGE_SIZE], &b->image_size);
+	if (!rc)
+		rc = element_u64(c, slot[BLOCK_SIZE], &bs);
+	if (!rc)
+		rc = element_u64(c, slot[BLOCKS_COUNT], &b->blocks_count);
+	if (!rc)
+		rc = element_u64(c, slot[MAPPED], &b->mapped_blocks_count);
+	/* The digest type must be known before ranges are read. */
+	if (!rc)
+		rc = parse_checksum_type(c, slot[CHECKSUM_TYPE]);
+	if (!rc)
+		rc = parse_file_digest(
+		    c, slot[is_modern(b) ? FILE_CHECKSUM : FILE_SHA1]);
 	if (rc)
 		return rc;
-	if (seen != SEEN_ALL)
-		return bad(c, "%s", "a required element is missing (ImageSize, BlockSize, BlocksCount, MappedBlocksCount, BlockMap)");
-	if (b->hash_type == BMAPTK_HASH_NONE)
-		return bad(c, "%s", "<ChecksumType> is missing");
-	if (bs == 0 || bs > (1u << 30) || (bs & (bs - 1)))
-		return bad(c, "%s", "BlockSize is not a power of two");
+	if (bs == 0 || bs > (1u << 30) || (bs & (bs - 1))) {
+		snprintf(detail, sizeof(detail), "%llu",
+			 (unsigned long long)bs);
+		return bad(c, "BlockSize %s is not a power of two up to 1 GiB",
+			   detail);
+	}
 	b->block_size = (uint32_t)bs;
-	return parse_block_map(c, map);
-}
-
-/* A file digest declared before ChecksumType was seen gets its type now. */
-static int fix_file_digest_type(struct parse_ctx *c)
-{
-	if (c->file_digest && c->file_digest_type == BMAPTK_HASH_NONE)
-		c->file_digest_type = c->b->hash_type;
-	if (c->file_digest &&
-	    strlen(c->file_digest) != 2 * bmaptk_hash_size(c->file_digest_type))
-		return bad(c, "%s", "the bmap file checksum has the wrong length");
-	if (!c->file_digest && (c->b->major > 1 || c->b->minor >= 3))
-		return bad(c, "%s", "the bmap file checksum is missing");
-	return 0;
+	return parse_block_map(c, slot[BLOCK_MAP]);
 }
 
 static int check_semantics(struct parse_ctx *c)
@@ -314,21 +407,25 @@ static int check_semantics(struct parse_ctx *c)
 	}
 	for (size_t i = 0; i < b->nranges; i++) {
 		const struct bmaptk_range *r = &b->ranges[i];
-		snprintf(detail, sizeof(detail), "%zu (blocks %llu-%llu)", i + 1,
-			 (unsigned long long)r->first,
+		snprintf(detail, sizeof(detail), "%zu (blocks %llu-%llu)",
+			 i + 1, (unsigned long long)r->first,
 			 (unsigned long long)r->last);
 		if (r->last >= b->blocks_count)
-			return bad(c, "range %s is outside BlocksCount", detail);
+			return bad(c, "range %s is outside BlocksCount",
+				   detail);
+		if (i > 0 && r->first < b->ranges[i - 1].first)
+			return bad(c, "range %s is out of order", detail);
 		if (i > 0 && r->first <= b->ranges[i - 1].last)
-			return bad(c, "range %s overlaps or is out of order",
+			return bad(c, "range %s overlaps the range before it",
 				   detail);
 		sum += r->last - r->first + 1;
 	}
 	if (sum != b->mapped_blocks_count) {
-		snprintf(detail, sizeof(detail),
-			 "MappedBlocksCount %llu, but the ranges hold %llu blocks",
-			 (unsigned long long)b->mapped_blocks_count,
-			 (unsigned long long)sum);
+		snprintf(
+		    detail, sizeof(detail),
+		    "MappedBlocksCount %llu, but the ranges hold %llu blocks",
+		    (unsigned long long)b->mapped_blocks_count,
+		    (unsigned long long)sum);
 		return bad(c, "inconsistent bmap: %s", detail);
 	}
 	return 0;
@@ -351,21 +448,38 @@ static int check_file_digest(struct parse_ctx *c, const char *data, size_t len)
 		return bad(c, "%s", "the bmap file checksum is malformed");
 	h = bmaptk_hasher_new(c->file_digest_type);
 	if (!h)
-		return bmaptk_set_error(c->err, BMAPTK_ERR_IO, ENOMEM,
-					"%s: out of memory", c->name);
+		return out_of_memory(c);
 	bmaptk_hasher_update(h, data, (size_t)(at - data));
 	for (size_t i = 0; i < hexlen; i++)
 		bmaptk_hasher_update(h, "0", 1);
-	bmaptk_hasher_update(h, at + hexlen, len - (size_t)(at - data) - hexlen);
+	bmaptk_hasher_update(h, at + hexlen,
+			     len - (size_t)(at - data) - hexlen);
 	bmaptk_hasher_final(h, got);
 	bmaptk_hasher_free(h);
 	if (memcmp(want, got, dlen)) {
 		bmaptk_hex(got, dlen, gothex);
-		return bmaptk_set_error(c->err, BMAPTK_ERR_VERIFY, 0,
-					"%s: checksum mismatch for the bmap file: it says %s, its contents hash to %s",
-					c->name, c->file_digest, gothex);
+		return bmaptk_set_error(
+		    c->err, BMAPTK_ERR_VERIFY, 0,
+		    "%s: checksum mismatch for the bmap file: it says %s, its "
+		    "contents hash to %s",
+		    c->name, c->file_digest, gothex);
 	}
 	return 0;
+}
+
+/* SAX hook for <!DOCTYPE>: stop before any entity is declared. The byte
+ * search in bmaptk_bmap_parse cannot see one in UTF-16 or EBCDIC. */
+static void refuse_dtd(void *ctx, const xmlChar *name, const xmlChar *ext_id,
+		       const xmlChar *sys_id)
+{
+	xmlParserCtxtPtr px = ctx;
+	struct parse_ctx *c = px->_private;
+
+	(void)name;
+	(void)ext_id;
+	(void)sys_id;
+	c->saw_dtd = 1;
+	xmlStopParser(px);
 }
 
 static int parse_doc(struct parse_ctx *c, const char *data, size_t len)
@@ -376,13 +490,16 @@ static int parse_doc(struct parse_ctx *c, const char *data, size_t len)
 	int rc;
 
 	if (!px)
-		return bmaptk_set_error(c->err, BMAPTK_ERR_IO, ENOMEM,
-					"%s: out of memory", c->name);
+		return out_of_memory(c);
+	px->_private = c;
+	px->sax->internalSubset = refuse_dtd;
 	/* No network, no DTD loading, no entity substitution, no output. */
 	doc = xmlCtxtReadMemory(px, data, (int)len, c->name, NULL,
 				XML_PARSE_NONET | XML_PARSE_NOERROR |
-					XML_PARSE_NOWARNING);
-	if (!doc) {
+				    XML_PARSE_NOWARNING);
+	if (c->saw_dtd) {
+		rc = bad(c, "%s", NO_DTD);
+	} else if (!doc) {
 		const xmlError *e = xmlCtxtGetLastError(px);
 		char msg[256] = "not well-formed XML";
 		if (e && e->message) {
@@ -392,7 +509,7 @@ static int parse_doc(struct parse_ctx *c, const char *data, size_t len)
 		}
 		rc = bad(c, "%s", msg);
 	} else if (doc->intSubset || doc->extSubset) {
-		rc = bad(c, "%s", "it declares a DTD, which bmap files never do");
+		rc = bad(c, "%s", NO_DTD);
 	} else if (!(root = xmlDocGetRootElement(doc)) ||
 		   xmlStrcmp(root->name, (const xmlChar *)"bmap")) {
 		rc = bad(c, "%s", "the root element is not <bmap>");
@@ -419,17 +536,15 @@ int bmaptk_bmap_parse(const char *data, size_t len, const char *name,
 					name, BMAPTK_BMAP_MAX_FILE >> 20);
 	/* Entities and DTDs have no place in a bmap: refuse them before the
 	 * parser sees them, so no expansion bomb can cost anything. */
-	if (memmem(data, len, "<!DOCTYPE", 9) || memmem(data, len, "<!ENTITY", 8))
+	if (memmem(data, len, "<!DOCTYPE", 9) ||
+	    memmem(data, len, "<!ENTITY", 8))
 		return bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
-					"%s: invalid bmap: it declares a DTD or entities, which bmap files never do",
-					name);
+					"%s: invalid bmap: " NO_DTD, name);
 	c.b = calloc(1, sizeof(*c.b));
 	if (!c.b)
 		return bmaptk_set_error(err, BMAPTK_ERR_IO, ENOMEM,
 					"%s: out of memory", name);
 	rc = parse_doc(&c, data, len);
-	if (!rc)
-		rc = fix_file_digest_type(&c);
 	if (!rc)
 		rc = check_semantics(&c);
 	if (!rc)
@@ -467,8 +582,9 @@ void bmaptk_bmap_free(struct bmaptk_bmap *b)
 	free(b);
 }
 
-void bmaptk_range_span(const struct bmaptk_bmap *b, const struct bmaptk_range *r,
-		       uint64_t *off, uint64_t *len)
+void bmaptk_range_span(const struct bmaptk_bmap *b,
+		       const struct bmaptk_range *r, uint64_t *off,
+		       uint64_t *len)
 {
 	uint64_t end = (r->last + 1) * b->block_size;
 
