@@ -4,6 +4,7 @@
 
 extern const struct bmaptk_module bmaptk_source_file;
 extern const struct bmaptk_module bmaptk_source_stdin;
+extern const struct bmaptk_module bmaptk_source_url;
 extern const struct bmaptk_module bmaptk_codec_gzip;
 extern const struct bmaptk_module bmaptk_codec_xz;
 extern const struct bmaptk_module bmaptk_codec_bzip2;
@@ -12,7 +13,8 @@ extern const struct bmaptk_module bmaptk_sink_file;
 extern const struct bmaptk_module bmaptk_sink_blockdev;
 
 const struct bmaptk_module *const bmaptk_builtin_modules[] = {
-	&bmaptk_source_file,  &bmaptk_source_stdin, &bmaptk_codec_gzip,
+	&bmaptk_source_file,  &bmaptk_source_stdin, &bmaptk_source_url,
+	&bmaptk_codec_gzip,
 	&bmaptk_codec_xz,     &bmaptk_codec_bzip2,  &bmaptk_codec_zstd,
 	&bmaptk_sink_file,    &bmaptk_sink_blockdev, NULL,
 };
