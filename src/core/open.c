@@ -104,6 +104,41 @@ static struct peek_stream *peek_open(struct bmaptk_stream *inner,
 	return p;
 }
 
+/* Formats that are not disk images, so raw copying them would be wrong.
+ * Which module decodes them is the registry's business; this list only
+ * names them when none does. */
+static const struct known_magic {
+	const char *format;
+	size_t offset, len;
+	const char *magic;
+} known_magics[] = {
+	{"gzip", 0, 2, "\x1f\x8b"},
+	{"xz", 0, 6, "\xfd" "7zXZ\0"},
+	{"bzip2", 0, 3, "BZh"},
+	{"zstd", 0, 4, "\x28\xb5\x2f\xfd"},
+	{"lz4", 0, 4, "\x04\x22\x4d\x18"},
+	{"lz4", 0, 4, "\x02\x21\x4c\x18"},
+	{"lzop", 0, 4, "\x89LZO"},
+	{"lzip", 0, 4, "LZIP"},
+	{"compress (.Z)", 0, 2, "\x1f\x9d"},
+	{"zip", 0, 4, "PK\x03\x04"},
+	{"7z", 0, 6, "7z\xbc\xaf\x27\x1c"},
+	{"tar", 257, 5, "ustar"},
+	{"Android sparse image", 0, 4, "\x3a\xff\x26\xed"},
+};
+
+static const char *looks_like(const unsigned char *head, size_t len)
+{
+	for (size_t i = 0; i < sizeof(known_magics) / sizeof(known_magics[0]);
+	     i++) {
+		const struct known_magic *k = &known_magics[i];
+		if (len >= k->offset + k->len &&
+		    !memcmp(head + k->offset, k->magic, k->len))
+			return k->format;
+	}
+	return NULL;
+}
+
 struct bmaptk_stream *bmaptk_open_image(const struct bmaptk_registry *reg,
 					const char *location,
 					const struct bmaptk_source_opts *opts,
@@ -122,6 +157,13 @@ struct bmaptk_stream *bmaptk_open_image(const struct bmaptk_registry *reg,
 		if (!p)
 			return NULL;
 		m = registry_pick_codec(reg, p->head, p->len);
+		if (!m && looks_like(p->head, p->len)) {
+			bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
+					 "no codec for %s (looks like %s); install the archive plugin or use --plugin-dir",
+					 location, looks_like(p->head, p->len));
+			peek_close(&p->base);
+			return NULL;
+		}
 		if (!m)
 			return &p->base;
 		decoded = m->u.codec->open(&p->base, err);
