@@ -133,14 +133,17 @@ struct bmaptk_sink *bmaptk_open_sink(const struct bmaptk_registry *reg,
 
 /* Find the bmap of IMAGE as bmaptool does: IMAGE.bmap, then strip one
  * extension at a time and add ".bmap" (for URLs, on the path part, keeping
- * the query). On success *bmap and *bmap_path (malloc'd) are set. Returns
- * BMAPTK_OK, or BMAPTK_ERR_USAGE with "no bmap found" in err. */
+ * the query). On success *bmap_path and the file's text *data (len bytes,
+ * NUL-terminated) are malloc'd. Returns BMAPTK_OK, or BMAPTK_ERR_USAGE with
+ * "bmap file not found" in err. */
 int bmaptk_discover_bmap(const struct bmaptk_registry *reg, const char *image,
 			 const struct bmaptk_source_opts *opts,
-			 struct bmaptk_bmap **bmap, char **bmap_path,
+			 char **bmap_path, char **data, size_t *len,
 			 struct bmaptk_error *err);
 /* Candidate i (0, 1, ...) for IMAGE, malloc'd; NULL when there are no more. */
 char *bmaptk_bmap_candidate(const char *image, unsigned i);
+/* location with suffix added to its path (before a URL's query), malloc'd. */
+char *bmaptk_add_suffix(const char *location, const char *suffix);
 
 /* ---- progress, shared by the engines ----------------------------------------- */
 
@@ -186,6 +189,30 @@ struct bmaptk_copy_stats {
 int bmaptk_copy(struct bmaptk_stream *image, struct bmaptk_sink *const *sinks,
 		size_t nsinks, const struct bmaptk_copy_opts *opts,
 		struct bmaptk_copy_stats *stats, struct bmaptk_error *err);
+
+/* ---- OpenPGP signatures of bmaps (gpgme) ----------------------------------- */
+
+struct bmaptk_signature {
+	int good;	/* cryptographically good, key usable, not expired */
+	char fpr[64];	/* signer's fingerprint */
+	char uid[256];	/* signer's first user id, if the key is known */
+	char why[128];	/* what is wrong when !good */
+};
+
+#define BMAPTK_CLEARSIGN_MARKER "-----BEGIN PGP SIGNED MESSAGE-----"
+
+/* Verify data (a bmap, or a clearsigned bmap when sig is NULL) against a
+ * detached signature sig. keyring: verify against the keys in that file
+ * alone (in a temporary GnuPG home), else against GNUPGHOME's keys.
+ * On return *sigs holds *nsigs signatures (malloc'd) and, for a clearsigned
+ * bmap, *plain the signed text (malloc'd). A bad signature is reported in
+ * sigs, not as an error; errors are for things that could not be checked.
+ * Returns BMAPTK_ERR_USAGE when bmaptk was built without gpgme. */
+int bmaptk_verify_signature(const char *data, size_t len, const char *sig,
+			    size_t sig_len, const char *keyring,
+			    const char *name, struct bmaptk_signature **sigs,
+			    size_t *nsigs, char **plain, size_t *plain_len,
+			    struct bmaptk_error *err);
 
 /* ---- check ---------------------------------------------------------------- */
 

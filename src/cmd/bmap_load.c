@@ -1,41 +1,175 @@
-/* Loading and describing the bmap, shared by copy and check. */
+/* Loading the bmap for copy and check: read it (given or discovered),
+ * verify its OpenPGP signature as bmaptool 3.9 does, then parse it. The
+ * messages keep bmaptool's wording, which users' scripts grep for. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cmd.h"
 #include "util.h"
+
+static int read_named(const char *path, const char *what, char **data,
+		      size_t *len, struct bmaptk_error *err)
+{
+	int rc = bmaptk_read_all(cli_registry(), path, &cli.source,
+				 BMAPTK_BMAP_MAX_FILE, data, len, err);
+
+	if (rc && err->sys_errno == ENOENT)
+		bmaptk_set_error(err, BMAPTK_ERR_USAGE, ENOENT,
+				 "%s: cannot open %s: %s", path, what,
+				 strerror(ENOENT));
+	return rc;
+}
+
+/* The detached signature: --bmap-sig, else BMAP.asc, else BMAP.sig.
+ * *sig stays NULL when there is none. */
+static int find_signature(const char *bmap_path, char **sig, size_t *len,
+			  char **sig_path, struct bmaptk_error *err)
+{
+	static const char *const suffixes[] = {".asc", ".sig"};
+
+	*sig = NULL;
+	*sig_path = NULL;
+	if (cli.sig.bmap_sig) {
+		*sig_path = strdup(cli.sig.bmap_sig);
+		return read_named(cli.sig.bmap_sig, "bmap signature file", sig,
+				  len, err);
+	}
+	for (size_t i = 0; i < 2; i++) {
+		char *cand = bmaptk_add_suffix(bmap_path, suffixes[i]);
+		int rc = cand ? bmaptk_read_all(cli_registry(), cand,
+						&cli.source,
+						BMAPTK_BMAP_MAX_FILE, sig, len,
+						err)
+			      : bmaptk_set_error(err, BMAPTK_ERR_IO, ENOMEM,
+						 "out of memory");
+		if (!rc) {
+			cli_info("discovered signature file for bmap '%s'",
+				 cand);
+			*sig_path = cand;
+			return 0;
+		}
+		free(cand);
+		if (err->sys_errno != ENOENT)
+			return rc;
+	}
+	return 0;
+}
+
+static int judge(const struct bmaptk_signature *sigs, size_t n,
+		 const char *name)
+{
+	int seen = 0;
+
+	if (n == 0)
+		cli_warn("%s: the signature does not actually contain any valid "
+			 "signatures",
+			 name);
+	for (size_t i = 0; i < n && cli.sig.fingerprint; i++)
+		seen |= !strcasecmp(sigs[i].fpr, cli.sig.fingerprint);
+	if (cli.sig.fingerprint && !seen) {
+		cli_error("requested fingerprint %s did not sign the bmap file "
+			  "(%s)",
+			  cli.sig.fingerprint, name);
+		return BMAPTK_ERR_VERIFY;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!sigs[i].good) {
+			cli_error("discovered a BAD GPG signature: %s "
+				  "(fingerprint %s: %s); fix the problem or use "
+				  "--no-sig-verify",
+				  name, sigs[i].fpr, sigs[i].why);
+			return BMAPTK_ERR_VERIFY;
+		}
+		cli_info("successfully verified bmap file signature of %s "
+			 "(fingerprint %s)",
+			 sigs[i].uid[0] ? sigs[i].uid : "unknown uid",
+			 sigs[i].fpr);
+	}
+	return 0;
+}
+
+/* Verify data's signature; a clearsigned bmap is replaced by its text. */
+static int check_signature(const char *bmap_path, char **data, size_t *len,
+			   struct bmaptk_error *err)
+{
+	int clear = !strncmp(*data, BMAPTK_CLEARSIGN_MARKER,
+			     strlen(BMAPTK_CLEARSIGN_MARKER));
+	struct bmaptk_signature *sigs = NULL;
+	char *sig = NULL, *sig_path = NULL, *plain = NULL;
+	size_t sig_len = 0, nsigs = 0, plain_len = 0;
+	int rc = 0;
+
+	if (clear)
+		cli_info("discovered inline signature in %s", bmap_path);
+	else if (cli.sig.no_verify)
+		return 0;
+	else if ((rc = find_signature(bmap_path, &sig, &sig_len, &sig_path,
+				      err)))
+		return rc;
+	if (!clear && !sig) {
+		if (cli.sig.fingerprint || cli.sig.keyring) {
+			cli_error("no signature found but --%s given",
+				  cli.sig.fingerprint ? "fingerprint" : "keyring");
+			return BMAPTK_ERR_VERIFY;
+		}
+		return 0;
+	}
+	rc = bmaptk_verify_signature(*data, *len, sig, sig_len,
+				     cli.sig.keyring, sig ? sig_path : bmap_path,
+				     &sigs, &nsigs, &plain, &plain_len, err);
+	if (rc)
+		rc = cli_fail(err);
+	else if (!cli.sig.no_verify)
+		rc = judge(sigs, nsigs, sig ? sig_path : bmap_path);
+	if (!rc && clear) {
+		free(*data);
+		*data = plain;
+		*len = plain_len;
+		plain = NULL;
+	}
+	free(plain);
+	free(sigs);
+	free(sig);
+	free(sig_path);
+	/* Already reported: let the caller print nothing more. */
+	if (rc)
+		bmaptk_set_error(err, rc, 0, "%s", "");
+	return rc;
+}
 
 int cli_load_bmap(const char *path, const char *image,
 		  struct bmaptk_bmap **bmap, char **bmap_path,
 		  struct bmaptk_error *err)
 {
-	struct bmaptk_registry *reg = cli_registry();
-	char *data;
-	size_t len;
+	char *data = NULL;
+	size_t len = 0;
 	int rc;
 
 	*bmap = NULL;
 	*bmap_path = NULL;
 	if (!path && !image)
 		return 0;
-	if (!path)
-		return bmaptk_discover_bmap(reg, image, &cli.source, bmap, bmap_path,
-					    err);
-	rc = bmaptk_read_all(reg, path, &cli.source, BMAPTK_BMAP_MAX_FILE, &data, &len,
-			     err);
-	if (rc) {
-		if (err->sys_errno == ENOENT)
-			bmaptk_set_error(err, BMAPTK_ERR_USAGE, ENOENT,
-					 "%s: cannot open bmap file: %s", path,
-					 strerror(ENOENT));
-		return rc;
+	if (cli.sig.bmap_sig && cli.sig.no_verify)
+		return bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
+					"--bmap-sig and --no-sig-verify cannot be used together");
+	if (path) {
+		rc = read_named(path, "bmap file", &data, &len, err);
+		if (!rc && !(*bmap_path = strdup(path)))
+			rc = bmaptk_set_error(err, BMAPTK_ERR_IO, ENOMEM,
+					      "out of memory");
+	} else {
+		rc = bmaptk_discover_bmap(cli_registry(), image, &cli.source,
+					  bmap_path, &data, &len, err);
+		if (!rc)
+			cli_info("discovered bmap file '%s'", *bmap_path);
 	}
-	rc = bmaptk_bmap_parse(data, len, path, bmap, err);
+	if (!rc)
+		rc = check_signature(*bmap_path, &data, &len, err);
+	if (!rc)
+		rc = bmaptk_bmap_parse(data, len, *bmap_path, bmap, err);
 	free(data);
-	if (!rc && !(*bmap_path = strdup(path)))
-		rc = bmaptk_set_error(err, BMAPTK_ERR_IO, ENOMEM,
-				      "out of memory");
 	return rc;
 }
 

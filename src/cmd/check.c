@@ -142,6 +142,6 @@ const struct cmd cmd_check = {
 		"The bmap is given with --bmap, as the first operand, or found\n"
 		"next to IMAGE as copy finds it. Exit 1 when any range is bad.",
 	.options = options,
-	.remote = 1,
+	.reads_images = 1,
 	.run = run,
 };

@@ -55,6 +55,28 @@ static int on_remote_option(const struct cli_option *o, const char *arg)
 	return 0;
 }
 
+static const struct cli_option sig_options[] = {
+	{"bmap-sig", 0, "FILE", "the bmap's detached OpenPGP signature "
+				"(default: BMAP.asc or BMAP.sig if present)"},
+	{"no-sig-verify", 0, NULL, "do not verify the bmap's signature"},
+	{"fingerprint", 0, "FPR", "require a signature by this key"},
+	{"keyring", 0, "FILE", "verify against the keys in FILE only"},
+	{0},
+};
+
+static int on_sig_option(const struct cli_option *o, const char *arg)
+{
+	if (!strcmp(o->name, "bmap-sig"))
+		cli.sig.bmap_sig = arg;
+	else if (!strcmp(o->name, "no-sig-verify"))
+		cli.sig.no_verify = 1;
+	else if (!strcmp(o->name, "fingerprint"))
+		cli.sig.fingerprint = arg;
+	else if (!strcmp(o->name, "keyring"))
+		cli.sig.keyring = arg;
+	return 0;
+}
+
 static size_t count_options(const struct cli_option *o)
 {
 	size_t n = 0;
@@ -84,8 +106,10 @@ void cli_usage(const struct cmd *cmd, FILE *out)
 	fprintf(out, "usage: bmaptk %s %s\n\n%s\n\noptions:\n", cmd->name,
 		cmd->usage, cmd->description);
 	print_options(cmd->options, out);
-	if (cmd->remote)
+	if (cmd->reads_images) {
 		print_options(remote_options, out);
+		print_options(sig_options, out);
+	}
 	print_options(common_options, out);
 	fprintf(out, "\nexit codes: 0 success, 1 data does not verify, 2 usage "
 		     "or invalid input,\n3 I/O or network error, 130 "
@@ -121,15 +145,16 @@ static const struct cli_option **all_options(const struct cmd *cmd,
 					     size_t *n)
 {
 	const struct cli_option *tables[] = {
-		cmd->options, cmd->remote ? remote_options : NULL,
+		cmd->options, cmd->reads_images ? remote_options : NULL,
+		cmd->reads_images ? sig_options : NULL,
 		common_options};
 	const struct cli_option **all;
 	size_t k = 0;
 
 	*n = count_options(cmd->options) + count_options(remote_options) +
-	     count_options(common_options);
+	     count_options(sig_options) + count_options(common_options);
 	all = calloc(*n + 1, sizeof(*all));
-	for (size_t t = 0; all && t < 3; t++)
+	for (size_t t = 0; all && t < 4; t++)
 		for (const struct cli_option *o = tables[t]; o && o->name; o++)
 			all[k++] = o;
 	*n = k;
@@ -188,6 +213,8 @@ int cli_parse(const struct cmd *cmd, int argc, char **argv,
 			rc = on_common_option(cmd, o, optarg);
 		} else if (is_in(o, remote_options)) {
 			rc = on_remote_option(o, optarg);
+		} else if (is_in(o, sig_options)) {
+			rc = on_sig_option(o, optarg);
 		} else if (on_option(o, optarg, ctx)) {
 			rc = -1;
 		}

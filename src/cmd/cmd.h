@@ -21,7 +21,7 @@ struct cmd {
 	const char *usage; /* after "bmaptk NAME " */
 	const char *description;
 	const struct cli_option *options; /* ends with {0} */
-	int remote; /* accepts the URL options (--cacert, --retries, ...) */
+	int reads_images; /* accepts the URL and signature options */
 	int (*run)(int argc, char **argv);
 };
 
@@ -34,6 +34,12 @@ struct cli_globals {
 	const char **plugin_dirs;
 	size_t nplugin_dirs;
 	struct bmaptk_source_opts source; /* for images and bmaps at URLs */
+	struct {
+		const char *bmap_sig; /* --bmap-sig */
+		int no_verify;	      /* --no-sig-verify */
+		const char *fingerprint;
+		const char *keyring;
+	} sig;
 };
 extern struct cli_globals cli;
 

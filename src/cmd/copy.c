@@ -224,6 +224,6 @@ const struct cmd cmd_copy = {
 		"regular file (created, or cut to the image's size; it stays\n"
 		"sparse). A file created by a failed copy is removed.",
 	.options = options,
-	.remote = 1,
+	.reads_images = 1,
 	.run = run,
 };

@@ -54,13 +54,17 @@ static int xz_error(struct xz_stream *x, lzma_ret ret, struct bmaptk_error *err)
 					"%s: xz data needs too much memory at "
 					"compressed offset %llu",
 					name, off);
+	case LZMA_DATA_ERROR:
+		/* Also what garbage after the last stream looks like. */
+		return bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
+					"%s: corrupt xz data (or trailing "
+					"garbage) at compressed offset %llu",
+					name, off);
 	default:
-		/* LZMA_DATA_ERROR also covers garbage after the last stream. */
-		return bmaptk_set_error(
-		    err, BMAPTK_ERR_USAGE, 0,
-		    "%s: corrupt xz data (or trailing garbage) at compressed "
-		    "offset %llu (liblzma error %d)",
-		    name, off, (int)ret);
+		return bmaptk_set_error(err, BMAPTK_ERR_IO, 0,
+					"%s: xz decoder failed at compressed "
+					"offset %llu (liblzma error %d)",
+					name, off, (int)ret);
 	}
 }
 

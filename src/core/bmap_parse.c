@@ -113,11 +113,13 @@ static int parse_hex(const char *hex, unsigned char *out, size_t len)
 	return hex[2 * len] ? -1 : 0;
 }
 
-/* "major.minor", digits only: sscanf's %u would take "-2" or " +2". */
+/* "major.minor", digits only (sscanf's %u would take "-2" or "+2"), with
+ * white space around it trimmed like every other value. */
 static int parse_version_text(const char *s, unsigned *major, unsigned *minor)
 {
 	unsigned *part[2] = {major, minor};
 
+	s = skip_space(s);
 	for (int i = 0; i < 2; i++) {
 		uint64_t v = 0;
 		if (!isdigit((unsigned char)*s))
@@ -131,7 +133,7 @@ static int parse_version_text(const char *s, unsigned *major, unsigned *minor)
 		if (i == 0 && *s++ != '.')
 			return -1;
 	}
-	return *s ? -1 : 0;
+	return *skip_space(s) ? -1 : 0;
 }
 
 static int parse_version(struct parse_ctx *c, xmlNode *root)

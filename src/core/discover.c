@@ -41,10 +41,31 @@ static size_t strip_extension(const char *path, size_t len)
 	return len; /* ".bashrc", "..x": no extension */
 }
 
+/* location's path [0, plen) with suffix and the rest of location after
+ * the path (a URL's query), malloc'd. */
+static char *with_suffix(const char *location, size_t plen,
+			 const char *suffix)
+{
+	size_t end = path_end(location), tail = strlen(location) - end;
+	size_t slen = strlen(suffix);
+	char *out = malloc(plen + slen + tail + 1);
+
+	if (!out)
+		return NULL;
+	memcpy(out, location, plen);
+	memcpy(out + plen, suffix, slen);
+	memcpy(out + plen + slen, location + end, tail + 1);
+	return out;
+}
+
+char *bmaptk_add_suffix(const char *location, const char *suffix)
+{
+	return with_suffix(location, path_end(location), suffix);
+}
+
 char *bmaptk_bmap_candidate(const char *image, unsigned index)
 {
-	size_t end = path_end(image), plen = end, tail = strlen(image) - end;
-	char *out;
+	size_t plen = path_end(image);
 
 	for (unsigned i = 0; i < index; i++) {
 		size_t stripped = strip_extension(image, plen);
@@ -52,36 +73,24 @@ char *bmaptk_bmap_candidate(const char *image, unsigned index)
 			return NULL;
 		plen = stripped;
 	}
-	out = malloc(plen + 5 + tail + 1);
-	if (!out)
-		return NULL;
-	memcpy(out, image, plen);
-	memcpy(out + plen, ".bmap", 5);
-	memcpy(out + plen + 5, image + end, tail + 1);
-	return out;
+	return with_suffix(image, plen, ".bmap");
 }
 
 int bmaptk_discover_bmap(const struct bmaptk_registry *reg, const char *image,
 			 const struct bmaptk_source_opts *opts,
-			 struct bmaptk_bmap **bmap, char **bmap_path,
+			 char **bmap_path, char **data, size_t *len,
 			 struct bmaptk_error *err)
 {
-	char *cand, *data;
-	size_t len;
+	char *cand;
 	int rc;
 
-	*bmap = NULL;
 	*bmap_path = NULL;
 	for (unsigned i = 0; (cand = bmaptk_bmap_candidate(image, i)); i++) {
 		rc = bmaptk_read_all(reg, cand, opts, BMAPTK_BMAP_MAX_FILE,
-				     &data, &len, err);
+				     data, len, err);
 		if (rc && err->sys_errno == ENOENT) {
 			free(cand);
 			continue;
-		}
-		if (!rc) {
-			rc = bmaptk_bmap_parse(data, len, cand, bmap, err);
-			free(data);
 		}
 		if (rc) {
 			free(cand);

@@ -105,7 +105,8 @@ int bmaptk_registry_load_dir(struct bmaptk_registry *reg, const char *dir,
 		sprintf(names[n++], "%s/%s", dir, de->d_name);
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), compare_names);
+	if (n)
+		qsort(names, n, sizeof(*names), compare_names);
 	for (size_t i = 0; i < n; i++) {
 		int added = bmaptk_registry_load_plugin(reg, names[i], &err);
 		if (added < 0 && warn)
