@@ -58,7 +58,7 @@ static int find_signature(const char *bmap_path, char **sig, size_t *len,
 }
 
 static int judge(const struct bmaptk_signature *sigs, size_t n,
-		 const char *name)
+		 const char *name, struct bmaptk_error *err)
 {
 	int seen = 0;
 
@@ -68,20 +68,15 @@ static int judge(const struct bmaptk_signature *sigs, size_t n,
 			 name);
 	for (size_t i = 0; i < n && cli.sig.fingerprint; i++)
 		seen |= !strcasecmp(sigs[i].fpr, cli.sig.fingerprint);
-	if (cli.sig.fingerprint && !seen) {
-		cli_error("requested fingerprint %s did not sign the bmap file "
-			  "(%s)",
-			  cli.sig.fingerprint, name);
-		return BMAPTK_ERR_VERIFY;
-	}
+	if (cli.sig.fingerprint && !seen)
+		return bmaptk_set_error(err, BMAPTK_ERR_VERIFY, 0,
+					"requested fingerprint %s did not sign the bmap file (%s)",
+					cli.sig.fingerprint, name);
 	for (size_t i = 0; i < n; i++) {
-		if (!sigs[i].good) {
-			cli_error("discovered a BAD GPG signature: %s "
-				  "(fingerprint %s: %s); fix the problem or use "
-				  "--no-sig-verify",
-				  name, sigs[i].fpr, sigs[i].why);
-			return BMAPTK_ERR_VERIFY;
-		}
+		if (!sigs[i].good)
+			return bmaptk_set_error(err, BMAPTK_ERR_VERIFY, 0,
+						"discovered a BAD GPG signature: %s (fingerprint %s: %s); fix the problem or use --no-sig-verify",
+						name, sigs[i].fpr, sigs[i].why);
 		cli_info("successfully verified bmap file signature of %s "
 			 "(fingerprint %s)",
 			 sigs[i].uid[0] ? sigs[i].uid : "unknown uid",
@@ -109,20 +104,18 @@ static int check_signature(const char *bmap_path, char **data, size_t *len,
 				      err)))
 		return rc;
 	if (!clear && !sig) {
-		if (cli.sig.fingerprint || cli.sig.keyring) {
-			cli_error("no signature found but --%s given",
-				  cli.sig.fingerprint ? "fingerprint" : "keyring");
-			return BMAPTK_ERR_VERIFY;
-		}
+		if (cli.sig.fingerprint || cli.sig.keyring)
+			return bmaptk_set_error(err, BMAPTK_ERR_VERIFY, 0,
+						"no signature found but --%s given",
+						cli.sig.fingerprint ? "fingerprint"
+								    : "keyring");
 		return 0;
 	}
 	rc = bmaptk_verify_signature(*data, *len, sig, sig_len,
 				     cli.sig.keyring, sig ? sig_path : bmap_path,
 				     &sigs, &nsigs, &plain, &plain_len, err);
-	if (rc)
-		rc = cli_fail(err);
-	else if (!cli.sig.no_verify)
-		rc = judge(sigs, nsigs, sig ? sig_path : bmap_path);
+	if (!rc && !cli.sig.no_verify)
+		rc = judge(sigs, nsigs, sig ? sig_path : bmap_path, err);
 	if (!rc && clear) {
 		free(*data);
 		*data = plain;
@@ -133,9 +126,6 @@ static int check_signature(const char *bmap_path, char **data, size_t *len,
 	free(sigs);
 	free(sig);
 	free(sig_path);
-	/* Already reported: let the caller print nothing more. */
-	if (rc)
-		bmaptk_set_error(err, rc, 0, "%s", "");
 	return rc;
 }
 
