@@ -172,23 +172,50 @@ int bmaptk_create(const char *image, const struct bmaptk_create_opts *opts,
 struct bmaptk_copy_opts {
 	const struct bmaptk_bmap *bmap; /* NULL: --nobmap, the whole stream */
 	int verify;
+	/* Read what a sink holds first and write only the chunks that
+	 * differ (sinks need pread). Stops comparing for a while when most
+	 * recent chunks differed. */
+	int skip_unchanged;
 	struct bmaptk_progress progress;
 	volatile sig_atomic_t *interrupted;
+	/* Test only: do not write the chunk holding this image offset to
+	 * the first sink, once (or every time with lose_write_always). */
+	uint64_t lose_write_at; /* 0: off (offset 0 cannot be chosen) */
+	int lose_write_always;
+};
+
+/* What happened to one sink. */
+struct bmaptk_sink_result {
+	int status; /* 0, or the status of its failure (message in err) */
+	struct bmaptk_error err;
+	uint64_t written;  /* bytes written */
+	uint64_t compared; /* bytes read back for --skip-unchanged */
+	uint64_t skipped;  /* bytes not written: the sink held them */
 };
 
 struct bmaptk_copy_stats {
 	uint64_t image_size;
-	uint64_t mapped_bytes;	/* bytes the bmap maps (or the stream held) */
-	uint64_t written_bytes; /* bytes written to each sink */
+	uint64_t mapped_bytes; /* bytes the bmap maps (or the stream held) */
+	uint64_t done_bytes;   /* image bytes handed to the sinks */
 	size_t ranges_verified;
 	double seconds;
+	struct bmaptk_sink_result *sinks; /* caller's array of nsinks, or NULL */
 };
 
-/* Stream IMAGE's mapped bytes into every sink, hashing each range. Sinks
- * are not finished or closed here. */
+/* Stream IMAGE's mapped bytes into every sink, hashing each range. A sink
+ * that fails drops out and the others go on; the run stops only when the
+ * data does not verify, the image cannot be read, or every sink failed.
+ * Returns 0 when every sink succeeded. Sinks are not finished or closed
+ * here. */
 int bmaptk_copy(struct bmaptk_stream *image, struct bmaptk_sink *const *sinks,
 		size_t nsinks, const struct bmaptk_copy_opts *opts,
 		struct bmaptk_copy_stats *stats, struct bmaptk_error *err);
+
+/* Clear what lies outside the bmap's ranges in a sink: discard (BLKDISCARD,
+ * or holes in a file) or, with discard == 0, make it read as zeros. */
+int bmaptk_sink_clear_holes(struct bmaptk_sink *sink,
+			    const struct bmaptk_bmap *b, int discard,
+			    struct bmaptk_error *err);
 
 /* ---- OpenPGP signatures of bmaps (gpgme) ----------------------------------- */
 

@@ -109,6 +109,15 @@ struct bmaptk_sink_ops {
 	/* Optional: read back len bytes at off (check, skip-unchanged). */
 	int (*pread)(struct bmaptk_sink *s, void *buf, size_t len,
 		     uint64_t off, struct bmaptk_error *err);
+	/* Optional: tell the medium that [off, off+len) holds nothing
+	 * (BLKDISCARD; a file punches a hole). What it reads afterwards is
+	 * the device's business (zeros for files). */
+	int (*discard)(struct bmaptk_sink *s, uint64_t off, uint64_t len,
+		       struct bmaptk_error *err);
+	/* Optional: make [off, off+len) read as zeros, as cheaply as the
+	 * medium allows (BLKZEROOUT; a file punches a hole). */
+	int (*zeroout)(struct bmaptk_sink *s, uint64_t off, uint64_t len,
+		       struct bmaptk_error *err);
 	/* Make everything written durable and, for a regular file, set its
 	 * final size. image_size is the number of image bytes. */
 	int (*finish)(struct bmaptk_sink *s, uint64_t image_size,
@@ -131,6 +140,8 @@ struct bmaptk_sink_opts {
 	uint64_t image_size;   /* BMAPTK_SIZE_UNKNOWN when streaming w/o bmap */
 	int removable_only;    /* --removable-device */
 	int allow_direct;      /* may use O_DIRECT */
+	int keep_data;	       /* an existing file keeps its bytes (for
+				  comparing); the host clears the holes */
 };
 
 /* ---- modules -------------------------------------------------------------- */

@@ -98,8 +98,10 @@ static int check_signature(const char *bmap_path, char **data, size_t *len,
 
 	if (clear)
 		cli_info("discovered inline signature in %s", bmap_path);
-	else if (cli.sig.no_verify)
+	else if (cli.sig.no_verify) {
+		cli.sig_state = "not-checked";
 		return 0;
+	}
 	else if ((rc = find_signature(bmap_path, &sig, &sig_len, &sig_path,
 				      err)))
 		return rc;
@@ -116,6 +118,8 @@ static int check_signature(const char *bmap_path, char **data, size_t *len,
 				     &sigs, &nsigs, &plain, &plain_len, err);
 	if (!rc && !cli.sig.no_verify)
 		rc = judge(sigs, nsigs, sig ? sig_path : bmap_path, err);
+	if (!rc)
+		cli.sig_state = cli.sig.no_verify ? "not-checked" : "verified";
 	if (!rc && clear) {
 		free(*data);
 		*data = plain;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "events.h"
 #include "util.h"
 
 struct check_args {
@@ -31,31 +32,57 @@ static int on_option(const struct cli_option *opt, const char *arg, void *ctx)
 	return 0;
 }
 
+struct check_run {
+	const char *dest;
+	size_t *bad; /* indexes of bad ranges */
+	size_t nbad;
+};
+
 static void report_bad(void *ctx, const struct bmaptk_bmap *b, size_t index,
 		       const unsigned char *got)
 {
+	struct check_run *run = ctx;
 	const struct bmaptk_range *r = &b->ranges[index];
 	size_t dlen = bmaptk_hash_size(b->hash_type);
 	char want_hex[2 * BMAPTK_HASH_MAX + 1], got_hex[2 * BMAPTK_HASH_MAX + 1];
+	size_t *grown = realloc(run->bad, (run->nbad + 1) * sizeof(*grown));
 	uint64_t off, len;
 
+	if (grown) {
+		run->bad = grown;
+		run->bad[run->nbad++] = index;
+	}
 	bmaptk_range_span(b, r, &off, &len);
 	bmaptk_hex(r->digest, dlen, want_hex);
 	bmaptk_hex(got, dlen, got_hex);
+	if (cli.json) {
+		json_t *f = json_object();
+		json_object_set_new(f, "dest", ev_string(run->dest));
+		json_object_set_new(f, "first_block", json_integer((json_int_t)r->first));
+		json_object_set_new(f, "last_block", json_integer((json_int_t)r->last));
+		json_object_set_new(f, "offset", json_integer((json_int_t)off));
+		json_object_set_new(f, "length", json_integer((json_int_t)len));
+		json_object_set_new(f, "expected", json_string(want_hex));
+		json_object_set_new(f, "actual", json_string(got_hex));
+		ev_emit("range", f);
+		return;
+	}
 	cli_error("%s: bad range: blocks %llu-%llu (bytes %llu-%llu): expected "
 		  "%s %s, got %s",
-		  (const char *)ctx, (unsigned long long)r->first,
+		  run->dest, (unsigned long long)r->first,
 		  (unsigned long long)r->last, (unsigned long long)off,
 		  (unsigned long long)(off + len - 1),
 		  bmaptk_hash_name(b->hash_type), want_hex, got_hex);
 }
 
-int cli_run_check(const struct bmaptk_bmap *b, const char *dest, int cached)
+int cli_run_check(const struct bmaptk_bmap *b, const char *dest, int cached,
+		  size_t **bad, size_t *nbad)
 {
+	struct check_run run = {.dest = dest};
 	struct bmaptk_check_opts opts = {.cached = cached,
 					 .interrupted = &cli_interrupted,
 					 .bad_range = report_bad,
-					 .ctx = (void *)dest};
+					 .ctx = &run};
 	struct bmaptk_check_stats st = {0};
 	struct bmaptk_error err = {0};
 	struct cli_progress progress;
@@ -67,6 +94,12 @@ int cli_run_check(const struct bmaptk_bmap *b, const char *dest, int cached)
 	opts.progress.ctx = &progress;
 	rc = bmaptk_check(b, dest, &opts, &st, &err);
 	cli_progress_end(&progress);
+	if (bad) {
+		*bad = run.bad;
+		*nbad = run.nbad;
+	} else {
+		free(run.bad);
+	}
 	if (rc && rc != BMAPTK_ERR_VERIFY)
 		return cli_fail(&err);
 	cli_info("%s: %zu of %zu ranges verified, %zu bad (%s read%s in %.2f s, "
@@ -77,23 +110,27 @@ int cli_run_check(const struct bmaptk_bmap *b, const char *dest, int cached)
 		 human_size((uint64_t)((double)st.bytes /
 				       (st.seconds > 0 ? st.seconds : 1e-9)),
 			    rate, sizeof(rate)));
+	if (rc)
+		ev_note_error(err.message);
 	return rc;
 }
 
-/* A bmap given as the first operand is recognised by its first bytes. */
-static int looks_like_bmap(const char *path)
+/* A bmap is recognised by its first bytes. */
+int cli_looks_like_bmap(const char *path)
 {
 	char head[64] = "";
 	FILE *f = fopen(path, "rb");
-	size_t n;
+	size_t n, lead;
 
 	if (!f)
 		return 0;
 	n = fread(head, 1, sizeof(head) - 1, f);
 	fclose(f);
 	head[n] = '\0';
-	return strstr(head, "<?xml") == head + strspn(head, " \t\r\n") ||
-	       strstr(head, "<bmap") == head + strspn(head, " \t\r\n");
+	lead = strspn(head, " \t\r\n");
+	return !strncmp(head + lead, "<?xml", 5) ||
+	       !strncmp(head + lead, "<bmap", 5) ||
+	       !strncmp(head + lead, BMAPTK_CLEARSIGN_MARKER, 10);
 }
 
 static int run(int argc, char **argv)
@@ -119,12 +156,12 @@ static int run(int argc, char **argv)
 	}
 	cli_catch_signals();
 	bmap_opt = a.bmap ? a.bmap
-			  : looks_like_bmap(argv[first]) ? argv[first] : NULL;
+			  : cli_looks_like_bmap(argv[first]) ? argv[first] : NULL;
 	rc = cli_load_bmap(bmap_opt, argv[first], &bmap, &bmap_path, &err);
 	if (rc)
 		return cli_fail(&err);
 	cli_describe_bmap(bmap, bmap_path);
-	rc = cli_run_check(bmap, argv[first + 1], a.cached);
+	rc = cli_run_check(bmap, argv[first + 1], a.cached, NULL, NULL);
 	bmaptk_bmap_free(bmap);
 	free(bmap_path);
 	return rc;

@@ -8,13 +8,17 @@
 #include <time.h>
 
 #include "cmd.h"
+#include "events.h"
 
-struct cli_globals cli = {.source = {.retries = 5, .timeout_sec = 60}};
+struct cli_globals cli = {.source = {.retries = 5, .timeout_sec = 60},
+			  .sig_state = "none"};
 volatile sig_atomic_t cli_interrupted;
 
 static const struct cli_option common_options[] = {
 	{"quiet", 'q', NULL, "print only errors"},
 	{"debug", 'd', NULL, "print debugging details"},
+	{"json", 0, NULL, "report as JSON lines on stderr "
+			  "(docs/json-events.md)"},
 	{"plugin-dir", 0, "DIR", "load plugins from DIR as well"},
 	{"help", 'h', NULL, "print this help and exit"},
 	{0},
@@ -129,6 +133,8 @@ static int on_common_option(const struct cmd *cmd, const struct cli_option *o,
 		cli.quiet = 1;
 	} else if (!strcmp(o->name, "debug")) {
 		cli.debug = 1;
+	} else if (!strcmp(o->name, "json")) {
+		cli.json = 1;
 	} else if (!strcmp(o->name, "plugin-dir")) {
 		grown = realloc(cli.plugin_dirs,
 				(cli.nplugin_dirs + 1) * sizeof(*grown));
@@ -224,12 +230,23 @@ int cli_parse(const struct cmd *cmd, int argc, char **argv,
 	return rc ? rc : optind;
 }
 
-static void vmessage(const char *prefix, const char *fmt, va_list ap)
+static void vmessage(const char *level, const char *fmt, va_list ap)
 {
 	char line[2048];
+	json_t *f;
 
 	vsnprintf(line, sizeof(line), fmt, ap);
-	fprintf(stderr, "bmaptk: %s%s\n", prefix, line);
+	if (!strcmp(level, "error"))
+		ev_note_error(line);
+	if (!cli.json) {
+		fprintf(stderr, "bmaptk: %s%s%s\n", strcmp(level, "info") ? level : "",
+			strcmp(level, "info") ? ": " : "", line);
+		return;
+	}
+	f = json_object();
+	json_object_set_new(f, "level", json_string(level));
+	json_object_set_new(f, "message", ev_string(line));
+	ev_emit("log", f);
 }
 
 void cli_error(const char *fmt, ...)
@@ -237,7 +254,7 @@ void cli_error(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vmessage("error: ", fmt, ap);
+	vmessage("error", fmt, ap);
 	va_end(ap);
 }
 
@@ -248,7 +265,7 @@ void cli_warn(const char *fmt, ...)
 	if (cli.quiet)
 		return;
 	va_start(ap, fmt);
-	vmessage("warning: ", fmt, ap);
+	vmessage("warning", fmt, ap);
 	va_end(ap);
 }
 
@@ -259,13 +276,14 @@ void cli_info(const char *fmt, ...)
 	if (cli.quiet)
 		return;
 	va_start(ap, fmt);
-	vmessage("", fmt, ap);
+	vmessage("info", fmt, ap);
 	va_end(ap);
 }
 
 int cli_fail(const struct bmaptk_error *err)
 {
-	cli_error("%s", err->message);
+	if (err->message[0])
+		cli_error("%s", err->message);
 	return err->status ? err->status : BMAPTK_ERR_IO;
 }
 

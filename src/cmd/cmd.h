@@ -31,6 +31,7 @@ extern const struct cmd cmd_create, cmd_copy, cmd_check, cmd_plugins;
 struct cli_globals {
 	int quiet;
 	int debug;
+	int json; /* events as JSON lines on stderr (events.h) */
 	const char **plugin_dirs;
 	size_t nplugin_dirs;
 	struct bmaptk_source_opts source; /* for images and bmaps at URLs */
@@ -40,6 +41,7 @@ struct cli_globals {
 		const char *fingerprint;
 		const char *keyring;
 	} sig;
+	const char *sig_state; /* "verified", "none" or "not-checked" */
 };
 extern struct cli_globals cli;
 
@@ -91,7 +93,10 @@ int cli_load_bmap(const char *path, const char *image,
 		  struct bmaptk_error *err);
 void cli_describe_bmap(const struct bmaptk_bmap *b, const char *path);
 
-/* Read DEST back and report; shared by check and copy --check. */
-int cli_run_check(const struct bmaptk_bmap *b, const char *dest, int cached);
+/* Read DEST back and report; shared by check and copy --check. With bad,
+ * the indexes of bad ranges are returned (malloc'd). */
+int cli_run_check(const struct bmaptk_bmap *b, const char *dest, int cached,
+		  size_t **bad, size_t *nbad);
+int cli_looks_like_bmap(const char *path);
 
 #endif

@@ -1,22 +1,15 @@
-/* bmaptk copy IMAGE DEST: flash an image, writing only its mapped blocks
- * and verifying each range. Everything that can be checked is checked
- * before DEST is opened for writing. Nothing goes to stdout. */
+/* bmaptk copy IMAGE DEST...: flash an image, writing only its mapped
+ * blocks and verifying each range, onto one or several destinations from
+ * one decode. Everything that can be checked is checked before any DEST is
+ * opened for writing. Nothing goes to stdout. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmd.h"
+#include "copy_dest.h"
+#include "events.h"
 #include "util.h"
-
-struct copy_args {
-	const char *bmap;
-	int nobmap;
-	int no_verify;
-	const char *psplash_pipe;
-	int removable;
-	int check;
-};
 
 static const struct cli_option options[] = {
 	{"bmap", 0, "BMAP", "the bmap file (default: found next to IMAGE)"},
@@ -25,168 +18,328 @@ static const struct cli_option options[] = {
 	{"psplash-pipe", 0, "PATH", "write progress to psplash's pipe"},
 	{"removable-device", 0, NULL,
 	 "refuse a DEST that is not a removable block device"},
-	{"check", 0, NULL, "read DEST back from the medium afterwards and "
-			   "verify it (see bmaptk check)"},
+	{"check", 0, NULL, "read each DEST back from the medium afterwards, "
+			   "rewrite bad ranges (see bmaptk check)"},
+	{"rewrite-tries", 0, "N", "with --check: rewrite bad ranges up to N "
+				  "times (default 2)"},
+	{"skip-unchanged", 0, NULL, "read DEST first and write only the "
+				    "chunks that differ"},
+	{"discard", 0, NULL, "discard the unmapped ranges (BLKDISCARD; holes "
+			     "in a file)"},
+	{"zero-holes", 0, NULL, "make the unmapped ranges read as zeros "
+				"(BLKZEROOUT; holes in a file)"},
+	{"force", 0, NULL, "create DEST under /dev even if no such device "
+			   "exists"},
 	{0},
 };
 
 static int on_option(const struct cli_option *opt, const char *arg, void *ctx)
 {
 	struct copy_args *a = ctx;
+	const char *n = opt->name;
 
-	if (!strcmp(opt->name, "bmap"))
+	if (!strcmp(n, "bmap"))
 		a->bmap = arg;
-	else if (!strcmp(opt->name, "nobmap"))
+	else if (!strcmp(n, "nobmap"))
 		a->nobmap = 1;
-	else if (!strcmp(opt->name, "no-verify"))
+	else if (!strcmp(n, "no-verify"))
 		a->no_verify = 1;
-	else if (!strcmp(opt->name, "psplash-pipe"))
+	else if (!strcmp(n, "psplash-pipe"))
 		a->psplash_pipe = arg;
-	else if (!strcmp(opt->name, "removable-device"))
+	else if (!strcmp(n, "removable-device"))
 		a->removable = 1;
-	else if (!strcmp(opt->name, "check"))
+	else if (!strcmp(n, "check"))
 		a->check = 1;
+	else if (!strcmp(n, "skip-unchanged"))
+		a->skip_unchanged = 1;
+	else if (!strcmp(n, "discard"))
+		a->discard = 1;
+	else if (!strcmp(n, "zero-holes"))
+		a->zero_holes = 1;
+	else if (!strcmp(n, "force"))
+		a->force = 1;
+	else if (!strcmp(n, "rewrite-tries")) {
+		char *end;
+		long v = strtol(arg, &end, 10);
+		if (*end || v < 0 || v > 100) {
+			cli_error("--rewrite-tries: '%s' is not a number from 0 "
+				  "to 100",
+				  arg);
+			return -1;
+		}
+		a->rewrite_tries = (int)v;
+	}
 	return 0;
 }
 
-static void summarize(const char *image, const char *dest,
-		      const struct bmaptk_copy_stats *st, int verified)
+/* The test-only lost-write switch: BMAPTK_TEST_LOSE_WRITE=OFFSET[:always]
+ * skips writing the chunk holding image offset OFFSET to the first DEST,
+ * once (or every time), so tests can prove that --check rewrites. */
+static void read_test_switch(struct copy_args *a)
 {
-	char size[32], mapped[32], written[32], rate[32];
-	double secs = st->seconds > 0 ? st->seconds : 1e-9;
+	const char *v = getenv("BMAPTK_TEST_LOSE_WRITE");
+	char *end;
 
-	cli_info("copied %s to %s: image %s, mapped %s, written %s in %.2f s "
-		 "(%s/s), %zu ranges verified%s",
-		 image, dest, human_size(st->image_size, size, sizeof(size)),
-		 human_size(st->mapped_bytes, mapped, sizeof(mapped)),
-		 human_size(st->written_bytes, written, sizeof(written)),
-		 st->seconds,
-		 human_size((uint64_t)((double)st->written_bytes / secs), rate,
-			    sizeof(rate)),
-		 st->ranges_verified, verified ? "" : " (verification off)");
+	if (!v || !*v)
+		return;
+	a->lose_write_at = strtoull(v, &end, 10);
+	a->lose_write_always = !strcmp(end, ":always");
 }
 
-/* Close the sink and, after a failure, say what it left behind. */
-static void close_sink(struct bmaptk_sink *sink, int failed)
+static const char *bmap_only_option(const struct copy_args *a)
 {
-	const char *name = sink->name;
-	int blockdev = sink->is_blockdev;
-
-	if (sink->ops->close(sink, failed))
-		cli_error("%s: removed the partially written file", name);
-	else if (failed && blockdev)
-		cli_error("%s: the device holds an incomplete image", name);
-	else if (failed)
-		cli_error("%s: the file is incomplete (it existed before this "
-			  "copy, so it was kept)",
-			  name);
+	return a->check		 ? "--check"
+	       : a->skip_unchanged ? "--skip-unchanged"
+	       : a->discard	 ? "--discard"
+	       : a->zero_holes	 ? "--zero-holes"
+				 : NULL;
 }
 
-static int check_args(const struct copy_args *a, const char *image)
+static int check_args(const struct copy_args *a, const char *image,
+		      char **dests, int ndests)
 {
-	if (a->check && a->nobmap) {
-		cli_error("--check needs a bmap: it cannot be used with --nobmap");
-		return BMAPTK_ERR_USAGE;
-	}
 	if (a->nobmap && a->bmap) {
 		cli_error("--nobmap and --bmap cannot be used together");
-		return BMAPTK_ERR_USAGE;
-	}
-	if (!strcmp(image, "-") && !a->bmap && !a->nobmap) {
+	} else if (a->nobmap && bmap_only_option(a)) {
+		cli_error("%s needs a bmap: it cannot be used with --nobmap",
+			  bmap_only_option(a));
+	} else if (a->discard && a->zero_holes) {
+		cli_error("--discard and --zero-holes cannot be used together");
+	} else if (!strcmp(image, "-") && !a->bmap && !a->nobmap) {
 		cli_error("-: an image on stdin needs --bmap (or --nobmap)");
-		return BMAPTK_ERR_USAGE;
+	} else if (strcmp(image, "-") && cli_looks_like_bmap(image)) {
+		cli_error("%s: this is a bmap file, not an image; make sure you "
+			  "are writing your image and not the bmap file",
+			  image);
+	} else {
+		for (int i = 0; i < ndests; i++)
+			if (dest_precheck(a, dests[i]))
+				return BMAPTK_ERR_USAGE;
+		return 0;
 	}
-	return 0;
+	return BMAPTK_ERR_USAGE;
 }
 
-static int copy_to(const struct copy_args *a, struct bmaptk_stream *img,
-		   const struct bmaptk_bmap *bmap, const char *dest)
+/* A raw image shorter than its bmap says is refused before writing. */
+static int check_image_size(const struct bmaptk_stream *img,
+			    const struct bmaptk_bmap *bmap, const char *image,
+			    struct bmaptk_error *err)
 {
-	struct bmaptk_sink_opts so = {.removable_only = a->removable,
-				      .allow_direct = 1};
+	uint64_t off, len;
+
+	if (!bmap || !bmap->nranges || strcmp(img->format, "raw") ||
+	    img->size == BMAPTK_SIZE_UNKNOWN)
+		return 0;
+	bmaptk_range_span(bmap, &bmap->ranges[bmap->nranges - 1], &off, &len);
+	if (img->size >= off + len)
+		return 0;
+	return bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
+				"%s: the image has %llu bytes, but the bmap maps data up to byte %llu",
+				image, (unsigned long long)img->size,
+				(unsigned long long)(off + len));
+}
+
+static void emit_start(const char *image, const char *bmap_path,
+		       const struct bmaptk_bmap *bmap, struct dest *dests,
+		       size_t n)
+{
+	json_t *f = json_object(), *list = json_array();
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(list, ev_string(dests[i].path));
+	json_object_set_new(f, "image", ev_string(image));
+	json_object_set_new(f, "bmap", bmap_path ? ev_string(bmap_path)
+						 : json_null());
+	json_object_set_new(f, "dests", list);
+	if (bmap) {
+		json_object_set_new(f, "image_size",
+				    json_integer((json_int_t)bmap->image_size));
+		json_object_set_new(
+			f, "mapped_bytes",
+			json_integer((json_int_t)bmaptk_bmap_mapped_bytes(bmap)));
+	}
+	ev_emit("start", f);
+	if (!bmap)
+		return;
+	f = json_object();
+	json_object_set_new(f, "source", ev_string(bmap_path));
+	json_object_set_new(f, "version", json_sprintf("%u.%u", bmap->major,
+							 bmap->minor));
+	json_object_set_new(f, "checksums", json_boolean(bmap->range_digests));
+	json_object_set_new(f, "signature", json_string(cli.sig_state));
+	ev_emit("bmap", f);
+}
+
+static void summarize(const char *image, const struct bmaptk_copy_stats *st,
+		      const struct dest *dests, size_t n, int verified)
+{
+	char size[32], mapped[32], rate[32];
+	double secs = st->seconds > 0 ? st->seconds : 1e-9;
+	size_t ok = 0;
+	json_t *f;
+
+	for (size_t i = 0; i < n; i++)
+		ok += dests[i].status == 0;
+	if (!cli.json) {
+		cli_info("copied %s to %zu of %zu destination(s): image %s, "
+			 "mapped %s in %.2f s (%s/s), %zu ranges verified%s",
+			 image, ok, n,
+			 human_size(st->image_size, size, sizeof(size)),
+			 human_size(st->mapped_bytes, mapped, sizeof(mapped)),
+			 st->seconds,
+			 human_size((uint64_t)((double)st->done_bytes / secs),
+				    rate, sizeof(rate)),
+			 st->ranges_verified,
+			 verified ? "" : " (verification off)");
+		return;
+	}
+	f = json_object();
+	json_object_set_new(f, "image_size", json_integer((json_int_t)st->image_size));
+	json_object_set_new(f, "mapped_bytes", json_integer((json_int_t)st->mapped_bytes));
+	json_object_set_new(f, "seconds", json_real(st->seconds));
+	json_object_set_new(f, "rate", json_real((double)st->done_bytes / secs));
+	json_object_set_new(f, "ranges_verified", json_integer((json_int_t)st->ranges_verified));
+	json_object_set_new(f, "verified", json_boolean(verified));
+	json_object_set_new(f, "dests_ok", json_integer((json_int_t)ok));
+	json_object_set_new(f, "dests_failed", json_integer((json_int_t)(n - ok)));
+	ev_emit("summary", f);
+}
+
+/* Copy to every live destination from one decode; finish them. */
+static int write_all(const struct copy_args *a, struct bmaptk_stream *img,
+		     const struct bmaptk_bmap *bmap, struct dest *dests,
+		     size_t n, struct bmaptk_copy_stats *st)
+{
 	struct bmaptk_copy_opts co = {.bmap = bmap, .verify = !a->no_verify,
-				      .interrupted = &cli_interrupted};
-	struct bmaptk_copy_stats st = {0};
+				      .skip_unchanged = a->skip_unchanged,
+				      .interrupted = &cli_interrupted,
+				      .lose_write_at = a->lose_write_at,
+				      .lose_write_always = a->lose_write_always};
+	struct bmaptk_sink **sinks = calloc(n, sizeof(*sinks));
+	struct bmaptk_sink_result *results = calloc(n, sizeof(*results));
+	size_t live = 0, *which = calloc(n, sizeof(*which));
 	struct bmaptk_error err = {0};
 	struct cli_progress progress;
-	struct bmaptk_sink *sink;
 	int rc;
 
-	so.image_size = bmap ? bmap->image_size : img->size;
-	sink = bmaptk_open_sink(cli_registry(), dest, &so, &err);
-	if (!sink)
-		return cli_fail(&err);
+	if (!sinks || !results || !which) {
+		free(sinks), free(results), free(which);
+		cli_error("out of memory");
+		return BMAPTK_ERR_IO;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!dests[i].status)
+			which[live] = i, sinks[live++] = dests[i].sink;
+	st->sinks = results;
 	cli_progress_start(&progress, "copying", a->psplash_pipe);
 	co.progress.update = cli_progress_update;
 	co.progress.ctx = &progress;
-	rc = bmaptk_copy(img, &sink, 1, &co, &st, &err);
-	if (!rc)
-		rc = sink->ops->finish(sink, bmap ? bmap->image_size
-						  : st.written_bytes,
-				       &err);
+	rc = live ? bmaptk_copy(img, sinks, live, &co, st, &err) : 0;
 	cli_progress_end(&progress);
+	/* A sink's own failure is in its result; any other stops them all
+	 * and is said once. */
+	for (size_t k = 0; k < live; k++) {
+		struct dest *d = &dests[which[k]];
+		d->result = results[k];
+		if (results[k].status)
+			dest_fail(d, &results[k].err);
+		else if (rc)
+			d->status = rc;
+		else if (d->sink->ops->finish(d->sink, bmap ? bmap->image_size
+							    : st->done_bytes,
+					      &err))
+			dest_fail(d, &err);
+	}
 	if (rc == BMAPTK_ERR_INTERRUPTED) {
 		char w[32];
-		cli_error("interrupted after writing %s of %s",
-			  human_size(st.written_bytes, w, sizeof(w)), dest);
+		cli_error("interrupted after writing %s",
+			  human_size(st->done_bytes, w, sizeof(w)));
 	} else if (rc) {
-		cli_fail(&err);
-	} else {
-		summarize(img->name, dest, &st, co.verify && bmap &&
-							bmap->range_digests);
+		int said = 0;
+		for (size_t k = 0; k < live; k++)
+			said |= results[k].status &&
+				!strcmp(results[k].err.message, err.message);
+		if (!said)
+			cli_fail(&err);
 	}
-	close_sink(sink, rc != 0);
-	if (!rc && a->check && bmap)
-		rc = cli_run_check(bmap, dest, 0);
+	st->sinks = NULL;
+	free(sinks), free(results), free(which);
+	return rc;
+}
+
+static int copy_image(const struct copy_args *a, const char *image,
+		      char **paths, size_t n, const struct bmaptk_bmap *bmap,
+		      const char *bmap_path, struct bmaptk_stream *img)
+{
+	struct dest *dests = calloc(n, sizeof(*dests));
+	struct bmaptk_copy_stats st = {0};
+	int rc = 0;
+
+	if (!dests) {
+		cli_error("out of memory");
+		return BMAPTK_ERR_IO;
+	}
+	for (size_t i = 0; i < n; i++) {
+		dests[i].path = paths[i];
+		dest_open(&dests[i], a, bmap,
+			  bmap ? bmap->image_size : img->size);
+	}
+	if (cli.json)
+		emit_start(image, bmap_path, bmap, dests, n);
+	rc = write_all(a, img, bmap, dests, n, &st);
+	for (size_t i = 0; i < n && a->check && !rc; i++)
+		if (!dests[i].status)
+			dest_check(&dests[i], a, bmap, image);
+	summarize(image, &st, dests, n,
+		  !a->no_verify && bmap && bmap->range_digests);
+	for (size_t i = 0; i < n; i++) {
+		dest_close(&dests[i]);
+		if (!rc && dests[i].status)
+			rc = dests[i].status;
+	}
+	if (n > 1 && rc && rc != BMAPTK_ERR_INTERRUPTED)
+		for (size_t i = 0; i < n; i++)
+			cli_info("%s: %s", dests[i].path,
+				 dests[i].status ? "FAILED" : "ok");
+	free(dests);
 	return rc;
 }
 
 static int run(int argc, char **argv)
 {
-	struct copy_args a = {0};
+	struct copy_args a = {.rewrite_tries = 2};
 	struct bmaptk_error err = {0};
 	struct bmaptk_bmap *bmap = NULL;
 	struct bmaptk_stream *img = NULL;
 	char *bmap_path = NULL;
+	const char *image;
 	int first, rc;
 
 	first = cli_parse(&cmd_copy, argc, argv, on_option, &a);
 	if (first < 0)
 		return first == -2 ? 0 : BMAPTK_ERR_USAGE;
-	if (argc - first != 2) {
+	if (argc - first < 2) {
 		cli_error("copy: expected IMAGE and DEST (see bmaptk copy --help)");
 		return BMAPTK_ERR_USAGE;
 	}
-	if ((rc = check_args(&a, argv[first])))
+	image = argv[first];
+	read_test_switch(&a);
+	if ((rc = check_args(&a, image, argv + first + 1, argc - first - 1)))
 		return rc;
+	if (cli.source.insecure)
+		cli_warn("--insecure: TLS certificates are not verified");
 	if (!cli_registry()) {
 		cli_error("out of memory");
 		return BMAPTK_ERR_IO;
 	}
 	cli_catch_signals();
-	rc = cli_load_bmap(a.bmap, a.nobmap ? NULL : argv[first], &bmap,
-			   &bmap_path, &err);
-	if (!rc && bmap_path && !strcmp(bmap_path, argv[first]))
-		rc = bmaptk_set_error(&err, BMAPTK_ERR_USAGE, 0,
-				      "%s: this is the bmap file, not the image; make sure you are writing your image and not the bmap file",
-				      argv[first]);
-	if (!rc) {
-		img = bmaptk_open_image(cli_registry(), argv[first], &cli.source,
-					&err);
-		rc = img ? 0 : err.status;
-	}
-	if (!rc && bmap && bmap->nranges && !strcmp(img->format, "raw") &&
-	    img->size != BMAPTK_SIZE_UNKNOWN) {
-		uint64_t off, len;
-		bmaptk_range_span(bmap, &bmap->ranges[bmap->nranges - 1], &off,
-				  &len);
-		if (img->size < off + len)
-			rc = bmaptk_set_error(&err, BMAPTK_ERR_USAGE, 0,
-					      "%s: the image has %llu bytes, but the bmap maps data up to byte %llu",
-					      argv[first],
-					      (unsigned long long)img->size,
-					      (unsigned long long)(off + len));
-	}
+	rc = cli_load_bmap(a.bmap, a.nobmap ? NULL : image, &bmap, &bmap_path,
+			   &err);
+	if (!rc && !(img = bmaptk_open_image(cli_registry(), image,
+					     &cli.source, &err)))
+		rc = err.status;
+	if (!rc)
+		rc = check_image_size(img, bmap, image, &err);
 	if (rc) {
 		rc = cli_fail(&err);
 		goto out;
@@ -194,13 +347,14 @@ static int run(int argc, char **argv)
 	if (bmap) {
 		cli_describe_bmap(bmap, bmap_path);
 		if (!bmap->range_digests && !a.no_verify)
-			cli_warn("%s: the bmap has no checksums; the data cannot be verified",
+			cli_warn("%s: the bmap has no checksums; the data cannot "
+				 "be verified",
 				 bmap_path);
 	} else {
-		cli_info("no bmap given, copying the entire image to %s",
-			 argv[first + 1]);
+		cli_info("no bmap given, copying the entire image");
 	}
-	rc = copy_to(&a, img, bmap, argv[first + 1]);
+	rc = copy_image(&a, image, argv + first + 1, (size_t)(argc - first - 1),
+			bmap, bmap_path, img);
 out:
 	if (img)
 		img->ops->close(img);
@@ -211,18 +365,21 @@ out:
 
 const struct cmd cmd_copy = {
 	.name = "copy",
-	.summary = "flash an image onto a block device or into a file",
-	.usage = "[--bmap BMAP | --nobmap] [--no-verify] IMAGE DEST",
+	.summary = "flash an image onto block devices or into files",
+	.usage = "[--bmap BMAP | --nobmap] [OPTIONS] IMAGE DEST [DEST...]",
 	.description =
-		"Writes the mapped blocks of IMAGE to DEST and verifies each\n"
-		"range against the bmap's checksum. IMAGE is a file or \"-\"\n"
-		"(stdin, needs --bmap), compressed with gzip, xz, bzip2 or zstd\n"
-		"or not (recognised by content). The bmap is looked for as\n"
-		"IMAGE.bmap, then with IMAGE's extensions stripped one at a\n"
-		"time (disk.img.xz.bmap, disk.img.bmap, disk.bmap). DEST is a\n"
-		"block device (refused if mounted, in use or too small) or a\n"
-		"regular file (created, or cut to the image's size; it stays\n"
-		"sparse). A file created by a failed copy is removed.",
+		"Writes the mapped blocks of IMAGE to each DEST and verifies\n"
+		"each range against the bmap's checksum; several DESTs are\n"
+		"written in parallel from one decode. IMAGE is a file, a URL\n"
+		"(http, https, ftp, sftp, file) or \"-\" (stdin, needs --bmap),\n"
+		"compressed with gzip, xz, bzip2 or zstd or not (recognised by\n"
+		"content). The bmap is looked for as IMAGE.bmap, then with\n"
+		"IMAGE's extensions stripped one at a time (disk.img.xz.bmap,\n"
+		"disk.img.bmap, disk.bmap). A DEST is a block device (refused if\n"
+		"mounted, in use or too small) or a regular file (created, or\n"
+		"made exactly the image; it stays sparse). A file created by a\n"
+		"failed copy is removed. A signed bmap (BMAP.asc, BMAP.sig or\n"
+		"clearsigned) is verified first.",
 	.options = options,
 	.reads_images = 1,
 	.run = run,

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "events.h"
 
 static const struct cmd *const commands[] = {
 	&cmd_check, &cmd_copy, &cmd_create, &cmd_plugins, NULL,
@@ -24,6 +25,7 @@ static void usage(FILE *out)
 		"\nglobal options:\n"
 		"  -q, --quiet          print only errors\n"
 		"  -d, --debug          print debugging details\n"
+		"  --json               report as JSON lines on stderr\n"
 		"  --plugin-dir DIR     load plugins from DIR as well (also\n"
 		"                       BMAPTK_PLUGIN_PATH, a colon list)\n"
 		"  --version            print the version and exit\n"
@@ -64,6 +66,8 @@ int main(int argc, char **argv)
 			cli.quiet = 1;
 		} else if (!strcmp(a, "-d") || !strcmp(a, "--debug")) {
 			cli.debug = 1;
+		} else if (!strcmp(a, "--json")) {
+			cli.json = 1;
 		} else if (!strcmp(a, "--plugin-dir") && i + 1 < argc) {
 			if (add_plugin_dir(argv[++i]))
 				return 3;
@@ -79,9 +83,14 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	for (size_t c = 0; commands[c]; c++)
-		if (!strcmp(argv[i], commands[c]->name))
-			return commands[c]->run(argc - i, argv + i);
+	for (size_t c = 0; commands[c]; c++) {
+		if (!strcmp(argv[i], commands[c]->name)) {
+			int rc = commands[c]->run(argc - i, argv + i);
+			if (cli.json && rc)
+				ev_error(rc);
+			return rc;
+		}
+	}
 	cli_error("'%s' is not a command (see bmaptk --help)", argv[i]);
 	return 2;
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "events.h"
 #include "util.h"
 
 void cli_progress_start(struct cli_progress *p, const char *what,
@@ -72,6 +73,20 @@ void cli_progress_update(void *ctx, uint64_t done, uint64_t total)
 	p->total = total;
 	if (percent != p->last_step)
 		tell_psplash(p, percent);
+	if (cli.json) {
+		/* At most 4 a second, and the last one. */
+		if (now - p->last_draw >= 0.25 || done == total) {
+			json_t *f = json_object();
+			double t = now - p->started;
+			json_object_set_new(f, "what", json_string(p->what));
+			json_object_set_new(f, "done", json_integer((json_int_t)done));
+			json_object_set_new(f, "total", json_integer((json_int_t)total));
+			json_object_set_new(f, "rate", json_real(t > 0 ? (double)done / t : 0));
+			ev_emit("progress", f);
+			p->last_draw = now;
+		}
+		goto out;
+	}
 	if (cli.quiet)
 		goto out;
 	if (p->tty) {
@@ -93,7 +108,7 @@ out:
 
 void cli_progress_end(struct cli_progress *p)
 {
-	if (p->tty && !cli.quiet && p->last_draw > 0)
+	if (p->tty && !cli.quiet && !cli.json && p->last_draw > 0)
 		fputc('\n', stderr);
 	if (p->psplash_fd >= 0)
 		close(p->psplash_fd);

@@ -12,16 +12,16 @@ void bzip2_finder_init(struct bzip2_finder *f)
 			 * are always whole, byte 0 too when s == 0. */
 			uint64_t w = magics[m] << (8 - s);
 			for (unsigned k = s ? 1 : 0; k < 5; k++) {
-				unsigned pair = (unsigned)(w >> (40 - 8 * k)) &
-						0xffff;
-				f->pairs[pair / 8] |= (uint8_t)(1u << (pair % 8));
+				unsigned pair =
+				    (unsigned)(w >> (40 - 8 * k)) & 0xffff;
+				f->pairs[pair / 8] |=
+				    (uint8_t)(1u << (pair % 8));
 			}
 		}
 	}
 }
 
-static inline int pair_hit(const struct bzip2_finder *f,
-			   const unsigned char *p)
+static inline int pair_hit(const struct bzip2_finder *f, const unsigned char *p)
 {
 	unsigned pair = (unsigned)p[0] << 8 | p[1];
 

@@ -12,8 +12,8 @@
 #include <string.h>
 
 #define BZIP2_BLOCK_MAGIC 0x314159265359ULL /* pi */
-#define BZIP2_EOS_MAGIC 0x177245385090ULL   /* sqrt(pi) */
-#define BZIP2_PAD 16
+#define BZIP2_EOS_MAGIC	  0x177245385090ULL /* sqrt(pi) */
+#define BZIP2_PAD	  16
 
 /* A block holds at most 900000 symbols of at most 20 bits plus its tables,
  * so no valid block is longer than this (about 2.3 MB). */

@@ -27,13 +27,13 @@
 #include "bzip2_mt.h"
 #include "util.h"
 
-#define READ_CHUNK (4u << 20)
-#define MAX_BLOCK_BYTES ((size_t)(BZIP2_MAX_BLOCK_BITS / 8) + 64)
-#define CHUNK_SIZE (1u << 20)
+#define READ_CHUNK	  (4u << 20)
+#define MAX_BLOCK_BYTES	  ((size_t)(BZIP2_MAX_BLOCK_BITS / 8) + 64)
+#define CHUNK_SIZE	  (1u << 20)
 #define CHUNKS_PER_WORKER 4
-#define HEAD_MAX_CHUNKS 4
-#define MAX_WORKERS 16
-#define BZMEM_SLOTS 4
+#define HEAD_MAX_CHUNKS	  4
+#define MAX_WORKERS	  16
+#define BZMEM_SLOTS	  4
 
 struct chunk {
 	struct chunk *next;
@@ -50,6 +50,7 @@ struct piece {
 	enum piece_kind kind;
 	enum piece_state state;
 	int cancelled;
+	int sync; /* decoded by read() itself (a joined piece) */
 	int oom;
 	int level;
 	unsigned char *wrapped; /* the block as a standalone stream */
@@ -72,9 +73,9 @@ struct scanner {
 	uint64_t off;
 	int eof;
 	int in_stream;
-	uint64_t bit;	/* next block magic, or next stream header */
+	uint64_t bit; /* next block magic, or next stream header */
 	int level;
-	uint32_t fold;	/* combined CRC of the stream's block headers */
+	uint32_t fold; /* combined CRC of the stream's block headers */
 	unsigned nstreams;
 	struct bzip2_finder finder;
 };
@@ -120,6 +121,9 @@ struct bz2mt {
 	/* consumer side, touched only by read() */
 	struct chunk *cur;
 	size_t cur_off;
+	bz_stream zc; /* decoding a joined piece */
+	int zc_live;
+	struct worker cw;
 	uint32_t combined;
 	int at_end, failed;
 	struct bmaptk_error saved;
@@ -290,6 +294,16 @@ static int is_header(const unsigned char *p)
 	       p[3] <= '9';
 }
 
+static int is_header_prefix(const unsigned char *p, size_t n)
+{
+	static const char bzh[] = "BZh";
+
+	for (size_t i = 0; i < n && i < 3; i++)
+		if (p[i] != (unsigned char)bzh[i])
+			return 0;
+	return n < 4 || (p[3] >= '1' && p[3] <= '9');
+}
+
 /* Parse the stream header at sc->bit. Returns 1 when a stream starts, 0 at
  * the clean end of the input, -1 on error. */
 static int scan_header(struct scanner *sc, struct bmaptk_error *err)
@@ -305,9 +319,9 @@ static int scan_header(struct scanner *sc, struct bmaptk_error *err)
 	p = sc->win + (h - sc->off);
 	if (avail == 0 && sc->nstreams)
 		return 0;
-	if (avail >= 4 && is_header(p)) {
-		if (avail < 10)
-			return scan_truncated(sc, err), -1;
+	if (avail < 10 && is_header_prefix(p, avail))
+		return scan_truncated(sc, err), -1;
+	if (avail >= 10 && is_header(p)) {
 		if (!bzip2_magic_at(sc->win, (h + 4 - sc->off) * 8))
 			return scan_corrupt(sc, err, h + 4, "bad block header"),
 			       -1;
@@ -367,7 +381,7 @@ static void scan_end_stream(struct scanner *sc, struct piece *p, uint64_t q)
 	p->ends_stream = 1;
 	p->eos_bit = q;
 	p->stream_crc =
-		(uint32_t)bzip2_get_bits(sc->win, q - sc->off * 8 + 48, 32);
+	    (uint32_t)bzip2_get_bits(sc->win, q - sc->off * 8 + 48, 32);
 	sc->bit = (q + 80 + 7) / 8 * 8;
 	sc->in_stream = 0;
 }
@@ -400,8 +414,8 @@ static int scan_block_end(struct scanner *sc, uint64_t *q,
 
 	for (;;) {
 		uint64_t base = sc->off * 8, end = (sc->off + sc->len) * 8;
-		uint64_t p = bzip2_find_magic(&sc->finder, sc->win,
-					      from - base, end - base, which);
+		uint64_t p = bzip2_find_magic(&sc->finder, sc->win, from - base,
+					      end - base, which);
 		if (p != UINT64_MAX) {
 			uint32_t crc;
 			int v;
@@ -477,8 +491,7 @@ static struct piece *scan_next(struct scanner *sc, int *end,
 			*end = r == 0;
 			return NULL;
 		}
-		if (bzip2_magic_at(sc->win, sc->bit - sc->off * 8) ==
-		    BZIP2_EOS)
+		if (bzip2_magic_at(sc->win, sc->bit - sc->off * 8) == BZIP2_EOS)
 			return scan_empty_stream(sc, err);
 	}
 	return scan_block(sc, err);
@@ -714,7 +727,7 @@ static void jobs_remove(struct bz2mt *s, struct piece *q)
 }
 
 /* The head piece failed without output, so it may end at a false magic:
- * join it with the next piece and decode the two again, first in line.
+ * join it with the next piece and decode the two again.
  * Returns 0 when done, 1 to wait, -1 when the data is corrupt. */
 static int merge_head(struct bz2mt *s)
 {
@@ -723,10 +736,9 @@ static int merge_head(struct bz2mt *s)
 	if (p->ends_stream)
 		return fail_corrupt(s, p->start_bit, "bad block"), -1;
 	if (!q)
-		return s->scan_done ? (fail_corrupt(s, p->start_bit,
-						    "bad block"),
-				       -1)
-				    : 1;
+		return s->scan_done
+			   ? (fail_corrupt(s, p->start_bit, "bad block"), -1)
+			   : 1;
 	if (p->nbits + q->nbits > BZIP2_MAX_BLOCK_BITS ||
 	    q->kind != PIECE_BLOCK)
 		return fail_corrupt(s, p->start_bit, "bad block"), -1;
@@ -749,8 +761,8 @@ static int merge_head(struct bz2mt *s)
 		m->stream_crc = q->stream_crc;
 		m->eos_bit = q->eos_bit;
 	}
-	if (!m || piece_wrap(m, p->wrapped, 32, p->nbits, q->wrapped, 32,
-			     q->nbits)) {
+	if (!m ||
+	    piece_wrap(m, p->wrapped, 32, p->nbits, q->wrapped, 32, q->nbits)) {
 		free(m);
 		return bmaptk_set_error(&s->saved, BMAPTK_ERR_IO, ENOMEM,
 					"%s: out of memory", s->base.name),
@@ -763,12 +775,98 @@ static int merge_head(struct bz2mt *s)
 	piece_free(s, p);
 	piece_free(s, q);
 	s->in_flight--;
-	m->next_job = s->jobs;
-	s->jobs = m;
-	if (!s->jobs_tail)
-		s->jobs_tail = m;
-	pthread_cond_signal(&s->job_cv);
+	/* Workers may all be waiting for output space held by later pieces,
+	 * so read() decodes this one itself rather than queue it. */
+	m->sync = 1;
+	m->state = PIECE_RUNNING;
 	pthread_cond_signal(&s->scan_cv);
+	return 0;
+}
+
+/* A chunk outside the budget, for read()'s own decoding. */
+static struct chunk *chunk_get_now(struct bz2mt *s)
+{
+	struct chunk *c;
+
+	pthread_mutex_lock(&s->lock);
+	c = s->pool;
+	if (c)
+		s->pool = c->next;
+	s->chunks_out++;
+	pthread_mutex_unlock(&s->lock);
+	if (!c)
+		c = malloc(sizeof(*c) + CHUNK_SIZE);
+	if (!c) {
+		pthread_mutex_lock(&s->lock);
+		s->chunks_out--;
+		pthread_mutex_unlock(&s->lock);
+		return NULL;
+	}
+	c->next = NULL;
+	c->len = 0;
+	return c;
+}
+
+static void sync_finish(struct bz2mt *s, struct piece *p, int ok)
+{
+	p->produced =
+	    (uint64_t)s->zc.total_out_hi32 << 32 | s->zc.total_out_lo32;
+	BZ2_bzDecompressEnd(&s->zc);
+	s->zc_live = 0;
+	p->state = ok ? PIECE_DONE : PIECE_FAILED;
+}
+
+/* Decode the next chunk of a joined piece on read()'s thread, without the
+ * lock (no other thread touches a sync piece). Returns 0 with s->cur set,
+ * or 1 when the piece finished without more output. */
+static int sync_step(struct bz2mt *s, struct piece *p)
+{
+	struct chunk *c;
+	int ret;
+
+	if (!s->zc_live) {
+		memset(&s->zc, 0, sizeof(s->zc));
+		s->zc.bzalloc = bz_alloc;
+		s->zc.bzfree = bz_free;
+		s->zc.opaque = &s->cw;
+		if (BZ2_bzDecompressInit(&s->zc, 0, 0) != BZ_OK) {
+			p->oom = 1;
+			p->state = PIECE_FAILED;
+			return 1;
+		}
+		s->zc.next_in = (char *)p->wrapped;
+		s->zc.avail_in = (unsigned)p->wrapped_len;
+		s->zc_live = 1;
+	}
+	c = chunk_get_now(s);
+	if (!c) {
+		p->oom = 1;
+		sync_finish(s, p, 0);
+		return 1;
+	}
+	for (;;) {
+		s->zc.next_out = (char *)c->data + c->len;
+		s->zc.avail_out = (unsigned)(CHUNK_SIZE - c->len);
+		ret = BZ2_bzDecompress(&s->zc);
+		c->len = CHUNK_SIZE - s->zc.avail_out;
+		if (ret == BZ_STREAM_END) {
+			sync_finish(s, p, 1);
+			break;
+		}
+		if (ret != BZ_OK || (c->len < CHUNK_SIZE && !s->zc.avail_in)) {
+			p->oom = ret == BZ_MEM_ERROR;
+			sync_finish(s, p, 0);
+			chunk_put(s, c);
+			return 1;
+		}
+		if (c->len == CHUNK_SIZE)
+			break;
+	}
+	if (!c->len) {
+		chunk_put(s, c);
+		return 1;
+	}
+	s->cur = c;
 	return 0;
 }
 
@@ -801,6 +899,14 @@ static int next_chunk(struct bz2mt *s)
 			}
 			return 1;
 		}
+		if (p->sync && p->state == PIECE_RUNNING) {
+			pthread_mutex_unlock(&s->lock);
+			r = sync_step(s, p);
+			pthread_mutex_lock(&s->lock);
+			if (!r)
+				return 0;
+			continue;
+		}
 		if (p->out) {
 			s->cur = p->out;
 			p->out = s->cur->next;
@@ -814,18 +920,17 @@ static int next_chunk(struct bz2mt *s)
 		switch (p->state) {
 		case PIECE_DONE:
 			if (p->kind == PIECE_BLOCK)
-				s->combined = bzip2_crc_fold(s->combined,
-							     p->block_crc);
+				s->combined =
+				    bzip2_crc_fold(s->combined, p->block_crc);
 			if (p->ends_stream && end_stream(s, p))
 				return -1;
 			pop_head(s);
 			continue;
 		case PIECE_FAILED:
 			if (p->oom)
-				return bmaptk_set_error(&s->saved,
-							BMAPTK_ERR_IO, ENOMEM,
-							"%s: out of memory",
-							s->base.name),
+				return bmaptk_set_error(
+					   &s->saved, BMAPTK_ERR_IO, ENOMEM,
+					   "%s: out of memory", s->base.name),
 				       -1;
 			if (p->produced)
 				return fail_corrupt(s, p->start_bit,
@@ -908,6 +1013,9 @@ static void mt_close(struct bmaptk_stream *bs)
 	}
 	if (s->cur)
 		chunks_to_pool(s, s->cur);
+	if (s->zc_live)
+		BZ2_bzDecompressEnd(&s->zc);
+	bzmem_release(&s->cw);
 	while (s->pool) {
 		struct chunk *c = s->pool;
 		s->pool = c->next;
@@ -924,8 +1032,8 @@ static void mt_close(struct bmaptk_stream *bs)
 }
 
 static const struct bmaptk_stream_ops mt_ops = {
-	.read = mt_read,
-	.close = mt_close,
+    .read = mt_read,
+    .close = mt_close,
 };
 
 static int start_threads(struct bz2mt *s, struct bmaptk_error *err)
@@ -945,18 +1053,17 @@ static int start_threads(struct bz2mt *s, struct bmaptk_error *err)
 	return 0;
 fail:
 	return bmaptk_set_error(err, BMAPTK_ERR_IO, e,
-				"%s: cannot start a thread: %s",
-				s->base.name, strerror(e));
+				"%s: cannot start a thread: %s", s->base.name,
+				strerror(e));
 }
 
 struct bmaptk_stream *bzip2_mt_open(struct bmaptk_stream *inner,
-				    unsigned nworkers,
-				    struct bmaptk_error *err)
+				    unsigned nworkers, struct bmaptk_error *err)
 {
 	struct bz2mt *s = calloc(1, sizeof(*s));
 
 	if (s)
-		s->sc.cap = MAX_BLOCK_BYTES + 2 * (size_t)READ_CHUNK;
+		s->sc.cap = MAX_BLOCK_BYTES + READ_CHUNK + 4096;
 	if (s)
 		s->sc.win = calloc(1, s->sc.cap + BZIP2_PAD);
 	if (!s || !s->sc.win) {

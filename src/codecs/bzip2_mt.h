@@ -11,7 +11,7 @@ struct bmaptk_stream *bzip2_mt_open(struct bmaptk_stream *inner,
 
 /* Shared wording, so both decoders report the same way. */
 #define BZIP2_CORRUPT_FMT "%s: corrupt bzip2 data near compressed offset %llu"
-#define BZIP2_TRUNCATED_FMT \
+#define BZIP2_TRUNCATED_FMT                                                    \
 	"%s: truncated bzip2 data: the input ends at compressed offset %llu"
 
 #endif

@@ -16,6 +16,10 @@
 #define SLOT_SIZE (4u << 20)
 #define SLOT_COUNT 8
 #define SLOT_PIECES 256
+#define COMPARE_CHUNK (1u << 20) /* --skip-unchanged's unit */
+#define COMPARE_WINDOW 16	 /* recent comparisons remembered */
+#define COMPARE_GIVE_UP 12	 /* differing ones that stop comparing */
+#define COMPARE_PAUSE 64	 /* chunks written blindly after that */
 
 struct piece {
 	uint64_t off;	/* in the image */
@@ -49,8 +53,10 @@ struct pipeline {
 	int stop;	   /* a fatal error: everybody stops */
 	struct bmaptk_error err;
 	int failed;
+	size_t sinks_failed;
 
-	uint64_t written;   /* bytes written by the first sink */
+	uint64_t done;	    /* image bytes the first sink has handled */
+	uint64_t produced_bytes; /* image bytes read for the sinks */
 	size_t verified;    /* ranges whose digest matched */
 	uint64_t total;	    /* bytes to copy, for progress */
 };
@@ -61,6 +67,12 @@ struct consumer {
 	struct bmaptk_error err;
 	struct bmaptk_hasher *hasher;
 	pthread_t thread;
+	/* A sink's writer. */
+	struct bmaptk_sink_result result;
+	unsigned char *scratch; /* read-back buffer for --skip-unchanged */
+	unsigned recent;	/* bit i: comparison i ago differed */
+	unsigned pause;		/* chunks left to write without comparing */
+	int lost;		/* the test switch dropped its write */
 };
 
 static void fail(struct pipeline *p, const struct bmaptk_error *e)
@@ -137,40 +149,121 @@ static int hash_slot(struct consumer *c, struct slot *s)
 	return 0;
 }
 
-static int write_slot(struct consumer *c, struct slot *s)
+/* Test switch: lose the write of the chunk holding lose_write_at. */
+static int lose_write(struct consumer *c, uint64_t off, size_t len)
+{
+	const struct bmaptk_copy_opts *o = c->p->opts;
+
+	if (!o->lose_write_at || c->sink != 0 || o->lose_write_at < off ||
+	    o->lose_write_at >= off + len || (c->lost && !o->lose_write_always))
+		return 0;
+	c->lost = 1;
+	return 1;
+}
+
+/* --skip-unchanged: does the sink already hold these bytes? Stops asking
+ * for a while when most recent answers were no, so a card that changed
+ * everywhere costs little more than a plain write. */
+static int unchanged(struct consumer *c, const unsigned char *buf, size_t len,
+		     uint64_t off)
+{
+	struct bmaptk_sink *sink = c->p->sinks[c->sink];
+	struct bmaptk_error ignored;
+	int same;
+
+	if (!c->p->opts->skip_unchanged || !sink->ops->pread)
+		return 0;
+	if (c->pause) {
+		c->pause--;
+		return 0;
+	}
+	same = sink->ops->pread(sink, c->scratch, len, off, &ignored) == 0 &&
+	       !memcmp(c->scratch, buf, len);
+	c->result.compared += len;
+	c->recent = (c->recent << 1 | !same) & ((1u << COMPARE_WINDOW) - 1);
+	if (__builtin_popcount(c->recent) >= COMPARE_GIVE_UP) {
+		c->pause = COMPARE_PAUSE;
+		c->recent = 0;
+	}
+	return same;
+}
+
+static int write_piece(struct consumer *c, const unsigned char *buf,
+		       size_t len, uint64_t off)
 {
 	struct bmaptk_sink *sink = c->p->sinks[c->sink];
 
+	while (len > 0) {
+		size_t n = MIN(len, COMPARE_CHUNK);
+		int rc;
+		if (unchanged(c, buf, n, off)) {
+			c->result.skipped += n;
+		} else if (!lose_write(c, off, n)) {
+			rc = sink->ops->pwrite(sink, buf, n, off, &c->err);
+			if (rc)
+				return rc;
+			c->result.written += n;
+		}
+		buf += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int write_slot(struct consumer *c, struct slot *s)
+{
 	for (size_t i = 0; i < s->npieces; i++) {
 		const struct piece *pc = &s->pieces[i];
-		int rc = sink->ops->pwrite(sink, s->buf + pc->pos, pc->len,
-					   pc->off, &c->err);
+		int rc = write_piece(c, s->buf + pc->pos, pc->len, pc->off);
 		if (rc)
 			return rc;
 	}
 	return 0;
 }
 
+/* A sink failed: it drops out; the run stops only if none is left. */
+static void sink_failed(struct consumer *c)
+{
+	struct pipeline *p = c->p;
+
+	c->result.status = c->err.status ? c->err.status : BMAPTK_ERR_IO;
+	c->result.err = c->err;
+	pthread_mutex_lock(&p->lock);
+	p->sinks_failed++;
+	if (p->sinks_failed == p->nsinks) {
+		p->stop = 1;
+		pthread_cond_broadcast(&p->changed);
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
 static void *consume(void *arg)
 {
 	struct consumer *c = arg;
 	struct pipeline *p = c->p;
+	int hasher = c->sink == SIZE_MAX;
 	struct slot *s;
 
 	for (uint64_t seq = 0; (s = wait_slot(p, seq)); seq++) {
-		int rc = c->sink == SIZE_MAX ? hash_slot(c, s)
-					     : write_slot(c, s);
-		if (!rc && c->sink == 0) {
-			p->written += s->used;
+		int rc = 0;
+		if (hasher)
+			rc = hash_slot(c, s);
+		else if (!c->result.status)
+			rc = write_slot(c, s);
+		if (!hasher && !rc && c->sink == 0) {
+			p->done += s->used;
 			if (p->opts->progress.update)
 				p->opts->progress.update(p->opts->progress.ctx,
-							 p->written, p->total);
+							 p->done, p->total);
 		}
 		release_slot(p, s);
-		if (rc) {
+		if (rc && hasher) {
 			fail(p, &c->err);
 			break;
 		}
+		if (rc)
+			sink_failed(c);
 	}
 	return NULL;
 }
@@ -265,6 +358,7 @@ static int produce_range(struct producer *pr, size_t index, uint64_t off,
 		pc->range = index;
 		pr->cur->used += (size_t)got;
 		pr->pos += (uint64_t)got;
+		pr->p->produced_bytes += (uint64_t)got;
 		if (len != UINT64_MAX)
 			len -= (uint64_t)got;
 		pc->range_end = len == 0;
@@ -325,10 +419,63 @@ static int setup(struct pipeline *p, struct consumer *cons, size_t *ncons,
 	for (size_t i = 0; i < p->nsinks; i++) {
 		cons[*ncons].p = p;
 		cons[*ncons].sink = i;
+		if (p->opts->skip_unchanged &&
+		    !(cons[*ncons].scratch = aligned_buffer(COMPARE_CHUNK)))
+			return bmaptk_set_error(err, BMAPTK_ERR_IO, ENOMEM,
+						"out of memory");
 		(*ncons)++;
 	}
 	p->nconsumers = (unsigned)*ncons;
 	return 0;
+}
+
+static void report(const struct pipeline *p, const struct consumer *cons,
+		   size_t ncons, struct bmaptk_copy_stats *stats,
+		   const struct timespec *t0, const struct timespec *t1)
+{
+	if (!stats)
+		return;
+	stats->image_size = p->opts->bmap ? p->opts->bmap->image_size
+					  : p->produced_bytes;
+	stats->mapped_bytes = p->total == BMAPTK_SIZE_UNKNOWN
+				      ? p->produced_bytes
+				      : p->total;
+	stats->done_bytes = p->produced_bytes;
+	stats->ranges_verified = p->verified;
+	stats->seconds = (double)(t1->tv_sec - t0->tv_sec) +
+			 (double)(t1->tv_nsec - t0->tv_nsec) / 1e9;
+	for (size_t i = 0; stats->sinks && i < ncons; i++)
+		if (cons[i].sink != SIZE_MAX)
+			stats->sinks[cons[i].sink] = cons[i].result;
+}
+
+int bmaptk_sink_clear_holes(struct bmaptk_sink *sink,
+			    const struct bmaptk_bmap *b, int discard,
+			    struct bmaptk_error *err)
+{
+	int (*op)(struct bmaptk_sink *, uint64_t, uint64_t,
+		  struct bmaptk_error *) =
+		discard ? sink->ops->discard : sink->ops->zeroout;
+	uint64_t pos = 0, off, len;
+	int rc = 0;
+
+	if (!op)
+		return bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
+					"%s: this destination cannot %s",
+					sink->name,
+					discard ? "discard" : "zero ranges");
+	for (size_t i = 0; i <= b->nranges && !rc; i++) {
+		if (i < b->nranges) {
+			bmaptk_range_span(b, &b->ranges[i], &off, &len);
+		} else {
+			off = b->image_size;
+			len = 0;
+		}
+		if (off > pos)
+			rc = op(sink, pos, off - pos, err);
+		pos = off + len;
+	}
+	return rc;
 }
 
 int bmaptk_copy(struct bmaptk_stream *image, struct bmaptk_sink *const *sinks,
@@ -368,19 +515,18 @@ int bmaptk_copy(struct bmaptk_stream *image, struct bmaptk_sink *const *sinks,
 		rc = err->status;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	if (stats) {
-		stats->image_size = opts->bmap ? opts->bmap->image_size
-					       : p.written;
-		stats->mapped_bytes = p.total == BMAPTK_SIZE_UNKNOWN
-					      ? p.written
-					      : p.total;
-		stats->written_bytes = p.written;
-		stats->ranges_verified = p.verified;
-		stats->seconds = (double)(t1.tv_sec - t0.tv_sec) +
-				 (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	report(&p, cons, ncons, stats, &t0, &t1);
+	/* Every sink must have succeeded; the first failure is the error. */
+	for (size_t i = 0; !rc && i < ncons; i++) {
+		if (cons[i].sink != SIZE_MAX && cons[i].result.status) {
+			*err = cons[i].result.err;
+			rc = err->status;
+		}
 	}
-	for (size_t i = 0; i < ncons; i++)
+	for (size_t i = 0; i < ncons; i++) {
 		bmaptk_hasher_free(cons[i].hasher);
+		free(cons[i].scratch);
+	}
 	for (size_t i = 0; i < SLOT_COUNT; i++)
 		free(p.slots[i].buf);
 	free(cons);

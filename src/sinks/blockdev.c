@@ -385,15 +385,51 @@ static int blockdev_pread(struct bmaptk_sink *s, void *buf, size_t len,
 	return sink_pread_fd(b->fd, s->name, buf, len, off, err);
 }
 
+static int blockdev_ioctl_range(struct bmaptk_sink *s, unsigned long req,
+				const char *what, uint64_t off, uint64_t len,
+				struct bmaptk_error *err)
+{
+	struct blockdev_sink *b = (struct blockdev_sink *)s;
+	uint64_t range[2] = {off, len};
+
+	if (len == 0 || ioctl(b->fd, req, range) == 0)
+		return 0;
+	if (errno == EOPNOTSUPP || errno == ENOTTY)
+		return bmaptk_set_error(err, BMAPTK_ERR_USAGE, errno,
+					"%s: the device does not support %s",
+					s->name, what);
+	return bmaptk_set_error(err, BMAPTK_ERR_IO, errno,
+				"%s: %s of %llu bytes at offset %llu failed: %s",
+				s->name, what, (unsigned long long)len,
+				(unsigned long long)off, strerror(errno));
+}
+
+static int blockdev_discard(struct bmaptk_sink *s, uint64_t off, uint64_t len,
+			    struct bmaptk_error *err)
+{
+	return blockdev_ioctl_range(s, BLKDISCARD, "discard", off, len, err);
+}
+
+static int blockdev_zeroout(struct bmaptk_sink *s, uint64_t off, uint64_t len,
+			    struct bmaptk_error *err)
+{
+	return blockdev_ioctl_range(s, BLKZEROOUT, "zeroing", off, len, err);
+}
+
 /* One fsync covers both descriptors: they share the device's page cache,
  * and it also flushes the device's write cache. */
 static int blockdev_finish(struct bmaptk_sink *s, uint64_t image_size,
 			   struct bmaptk_error *err)
 {
 	struct blockdev_sink *b = (struct blockdev_sink *)s;
+	int rc;
 
 	(void)image_size; /* a device is never resized */
-	return sink_fsync(b->fd, s->name, err);
+	rc = sink_fsync(b->fd, s->name, err);
+	/* Drop the device's cached pages, so a read-back reads the medium. */
+	if (!rc)
+		ioctl(b->fd, BLKFLSBUF, 0);
+	return rc;
 }
 
 static int blockdev_close(struct bmaptk_sink *s, int failed)
@@ -412,6 +448,8 @@ static int blockdev_close(struct bmaptk_sink *s, int failed)
 static const struct bmaptk_sink_ops blockdev_ops = {
     .pwrite = blockdev_pwrite,
     .pread = blockdev_pread,
+    .discard = blockdev_discard,
+    .zeroout = blockdev_zeroout,
     .finish = blockdev_finish,
     .close = blockdev_close,
 };

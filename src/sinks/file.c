@@ -38,6 +38,14 @@ static int file_pread(struct bmaptk_sink *s, void *buf, size_t len,
 	return sink_pread_fd(f->fd, s->name, buf, len, off, err);
 }
 
+static int file_punch(struct bmaptk_sink *s, uint64_t off, uint64_t len,
+		      struct bmaptk_error *err)
+{
+	struct file_sink *f = (struct file_sink *)s;
+
+	return sink_punch_hole(f->fd, s->name, off, len, err);
+}
+
 static int set_size(int fd, const char *name, uint64_t size,
 		    struct bmaptk_error *err)
 {
@@ -86,6 +94,8 @@ static int file_close(struct bmaptk_sink *s, int failed)
 static const struct bmaptk_sink_ops file_ops = {
     .pwrite = file_pwrite,
     .pread = file_pread,
+    .discard = file_punch,
+    .zeroout = file_punch,
     .finish = file_finish,
     .close = file_close,
 };
@@ -123,10 +133,12 @@ static int open_or_create(const char *path, int *created,
 	return -1;
 }
 
-/* Cut to zero, then extend: every old byte becomes a hole. */
-static int prepare_size(struct file_sink *f, struct bmaptk_error *err)
+/* Cut to zero, then extend: every old byte becomes a hole. With keep_data
+ * the old bytes stay (to be compared) and the host punches the holes. */
+static int prepare_size(struct file_sink *f, int keep_data,
+			struct bmaptk_error *err)
 {
-	int rc = set_size(f->fd, f->base.name, 0, err);
+	int rc = keep_data ? 0 : set_size(f->fd, f->base.name, 0, err);
 
 	if (rc || f->image_size == BMAPTK_SIZE_UNKNOWN)
 		return rc;
@@ -165,7 +177,7 @@ static struct bmaptk_sink *file_open(const char *path,
 		file_close(&f->base, 1);
 		return NULL;
 	}
-	if (prepare_size(f, err)) {
+	if (prepare_size(f, opts->keep_data, err)) {
 		file_close(&f->base, 1);
 		return NULL;
 	}

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -55,4 +56,16 @@ int sink_fsync(int fd, const char *name, struct bmaptk_error *err)
 	return bmaptk_set_error(err, BMAPTK_ERR_IO, errno,
 				"%s: cannot flush to disk: %s", name,
 				strerror(errno));
+}
+
+int sink_punch_hole(int fd, const char *name, uint64_t off, uint64_t len,
+		    struct bmaptk_error *err)
+{
+	if (len == 0 ||
+	    fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)off, (off_t)len) == 0)
+		return 0;
+	return bmaptk_set_error(err, BMAPTK_ERR_IO, errno,
+				"%s: cannot punch a hole at offset %llu: %s",
+				name, (unsigned long long)off, strerror(errno));
 }

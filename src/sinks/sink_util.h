@@ -19,6 +19,10 @@ int sink_pwrite_fd(int fd, const char *name, const void *buf, size_t len,
 int sink_pread_fd(int fd, const char *name, void *buf, size_t len, uint64_t off,
 		  struct bmaptk_error *err);
 
+/* Make [off, off+len) of a regular file a hole (reads as zeros). */
+int sink_punch_hole(int fd, const char *name, uint64_t off, uint64_t len,
+		    struct bmaptk_error *err);
+
 /* fsync with a named error. */
 int sink_fsync(int fd, const char *name, struct bmaptk_error *err);
 

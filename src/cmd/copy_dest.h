@@ -1,0 +1,50 @@
+/* One destination of a copy: opened, prepared, written (by the shared
+ * pipeline), finished, read back and rewritten, reported. */
+#ifndef BMAPTK_COPY_DEST_H
+#define BMAPTK_COPY_DEST_H
+
+#include "cmd.h"
+
+struct copy_args {
+	const char *bmap;
+	int nobmap;
+	int no_verify;
+	const char *psplash_pipe;
+	int removable;
+	int check;
+	int skip_unchanged;
+	int discard;
+	int zero_holes;
+	int force;
+	int rewrite_tries;
+	uint64_t lose_write_at; /* BMAPTK_TEST_LOSE_WRITE */
+	int lose_write_always;
+};
+
+struct dest {
+	const char *path;
+	struct bmaptk_sink *sink;
+	int status; /* 0 while it is fine */
+	struct bmaptk_sink_result result;
+	size_t rewritten; /* ranges rewritten after a bad read-back */
+	const char *check; /* "ok", "bad", or NULL when not checked */
+};
+
+/* Refuse a DEST that cannot be right before anything is opened. */
+int dest_precheck(const struct copy_args *a, const char *path);
+
+/* Open the sink and clear the holes the options ask to clear. */
+void dest_open(struct dest *d, const struct copy_args *a,
+	       const struct bmaptk_bmap *bmap, uint64_t image_size);
+
+/* Mark d failed with err's message (printed once). */
+void dest_fail(struct dest *d, const struct bmaptk_error *err);
+
+/* --check, and rewrite of the ranges that did not read back right. */
+void dest_check(struct dest *d, const struct copy_args *a,
+		const struct bmaptk_bmap *bmap, const char *image);
+
+/* Close, say what was left behind, and report the result. */
+void dest_close(struct dest *d);
+
+#endif

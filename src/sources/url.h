@@ -1,0 +1,106 @@
+/* Internals of the URL source (url.c: policy; url_curl.c: libcurl). */
+#ifndef BMAPTK_URL_H
+#define BMAPTK_URL_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include <bmaptk/module.h>
+
+/* A request's end when it runs to the end of the file. */
+#define URL_OPEN_END UINT64_MAX
+
+/* What an answer says about the file's version. Every answer is compared
+ * with the first, so two versions of an image are never spliced. */
+struct url_version {
+	char etag[128];
+	char last_modified[64];
+	int64_t mtime;	/* FTP, SFTP, file: seconds, or -1 if unknown */
+	uint64_t total; /* the file's size, BMAPTK_SIZE_UNKNOWN if unknown */
+};
+
+/* The HTTP response whose headers are coming in. */
+struct url_response {
+	long status;
+	char reason[64];
+	int has_location;
+	int has_range; /* a Content-Range "bytes first-last/total" */
+	uint64_t range_first, range_last;
+	uint64_t content_length; /* BMAPTK_SIZE_UNKNOWN if absent */
+	struct url_version v;
+	int done; /* the final response's headers are all in */
+};
+
+/* Why the current transfer failed; retryable means a later request may
+ * succeed (a dropped connection, a stall, a 503). */
+struct url_failure {
+	int set;
+	int retryable;
+	struct bmaptk_error err;
+};
+
+struct url_stream {
+	struct bmaptk_stream base;
+	char *url;	   /* as given, credentials included: for libcurl */
+	const char *shown; /* without credentials: for messages */
+	struct bmaptk_source_opts opts;
+	int http; /* http or https: headers carry the file's version */
+
+	CURLM *multi;
+	CURL *easy;
+	char errbuf[CURL_ERROR_SIZE];
+	char hostkey_problem[160]; /* why the SSH host key was refused */
+	int active;		   /* easy is in multi */
+	int done;		   /* the transfer finished; result says how */
+	CURLcode result;
+	int paused;
+
+	/* The request in flight asks for bytes [req_start, req_end). */
+	uint64_t req_start, req_end;
+	uint64_t xfer_pos; /* offset of the next byte the transfer delivers */
+	uint64_t pos;	   /* offset of the next byte read() returns */
+	uint64_t drop;	   /* bytes the transfer delivers that nobody wants */
+
+	/* Bytes received beyond what read()'s buffer could take:
+	 * buf[head..head+len) holds the image at offset pos. */
+	unsigned char *buf;
+	size_t cap, head, len;
+	/* read()'s buffer, filled directly while read() drives the transfer */
+	unsigned char *dst;
+	size_t dst_room, dst_got;
+
+	struct url_response resp;
+	struct url_version first; /* from the first answer */
+	int answered;		  /* the first answer was good */
+	struct url_failure fail;
+
+	int sparse;	/* the reader skips: ask for exactly what it reads */
+	int no_ranges;	/* the server ignores Range: one stream, no resume */
+	int eof;	/* the end of a file of unknown size was reached */
+	int retries_used; /* consecutive retries without progress */
+	uint64_t attempt_start;
+	uint64_t delivered, dropped; /* for the coalescing budget */
+	struct timespec last_progress;
+};
+
+/* url_curl.c */
+enum url_want { URL_WANT_DATA, URL_WANT_HEADERS, URL_WANT_DONE };
+
+int url_curl_setup(struct url_stream *s, struct bmaptk_error *err);
+int url_transfer_start(struct url_stream *s, uint64_t from, uint64_t end,
+		       int nobody, struct bmaptk_error *err);
+void url_transfer_stop(struct url_stream *s);
+int url_pump(struct url_stream *s, enum url_want want,
+	     struct bmaptk_error *err);
+void url_classify(struct url_stream *s);
+int url_fail(struct url_stream *s, int retryable, int sys_errno,
+	     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+char *url_redact(const char *url);
+
+/* url.c: judge an HTTP response once its headers are in; 0 to go on, -1
+ * with s->fail set to abort the transfer. */
+int url_http_answer(struct url_stream *s);
+
+#endif
