@@ -157,6 +157,12 @@ struct bmaptk_progress {
 
 struct bmaptk_create_opts {
 	int no_checksum;
+	/* Read the image (decoded if compressed) and take all-zero blocks
+	 * as holes, for images that are not sparse files. Needs reg. */
+	int scan_zeros;
+	/* Codecs for scan_zeros and for Android sparse images, whose holes
+	 * come from the format. NULL: the file is mapped as it is. */
+	const struct bmaptk_registry *reg;
 	int force_seek;	 /* use SEEK_DATA/SEEK_HOLE even where FIEMAP works */
 	unsigned threads; /* 0: one per online CPU */
 	struct bmaptk_progress progress;

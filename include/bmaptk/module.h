@@ -84,6 +84,11 @@ struct bmaptk_stream_ops {
 		    struct bmaptk_error *err);
 	/* Release everything, including an inner stream. */
 	void (*close)(struct bmaptk_stream *s);
+	/* Optional: how many bytes from the current position are a hole
+	 * (bytes the format says hold nothing, such as an Android sparse
+	 * image's DONT_CARE chunks), 0 when data comes next. Nothing is
+	 * consumed; the host skips the hole. */
+	uint64_t (*hole)(struct bmaptk_stream *s);
 };
 
 /* Modules embed this as the first member of their private state. */

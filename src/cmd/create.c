@@ -14,12 +14,15 @@
 struct create_args {
 	const char *output;
 	int no_checksum;
+	int scan_zeros;
 };
 
 static const struct cli_option options[] = {
 	{"output", 'o', "BMAP", "write the bmap to BMAP (default: stdout)"},
 	{"no-checksum", 0, NULL, "do not hash the ranges (faster; nothing can "
 				 "be verified later)"},
+	{"scan-zeros", 0, NULL, "read the image (decompressed if need be) and "
+				"take all-zero blocks as holes"},
 	{0},
 };
 
@@ -31,6 +34,8 @@ static int on_option(const struct cli_option *opt, const char *arg, void *ctx)
 		a->output = arg;
 	else if (!strcmp(opt->name, "no-checksum"))
 		a->no_checksum = 1;
+	else if (!strcmp(opt->name, "scan-zeros"))
+		a->scan_zeros = 1;
 	return 0;
 }
 
@@ -135,6 +140,8 @@ static int run(int argc, char **argv)
 	cli_catch_signals();
 	cli_progress_start(&progress, "hashing", NULL);
 	opts.no_checksum = a.no_checksum;
+	opts.scan_zeros = a.scan_zeros;
+	opts.reg = cli_registry();
 	opts.force_seek = force && *force && strcmp(force, "0");
 	opts.interrupted = &cli_interrupted;
 	opts.progress.update = cli_progress_update;
@@ -147,6 +154,12 @@ static int run(int argc, char **argv)
 		rc = emit(&a, fd, tmp, b);
 	if (!rc)
 		report(argv[first], b, cli_now() - t0);
+	if (!rc && !a.scan_zeros && b->image_size > 64 * 4096 &&
+	    b->mapped_blocks_count == b->blocks_count)
+		cli_warn("%s: every block is mapped, so the bmap saves nothing; "
+			 "if the image is not a sparse file, --scan-zeros "
+			 "finds its empty blocks",
+			 argv[first]);
 	if (a.output) {
 		close(fd);
 		if (rc)
@@ -166,7 +179,11 @@ const struct cmd cmd_create = {
 		"SEEK_DATA/SEEK_HOLE where FIEMAP is missing; set\n"
 		"BMAPTK_FORCE_SEEK=1 to force the latter), hashes each range\n"
 		"with SHA-256 on all cores and writes a bmap in format 2.0, as\n"
-		"bmaptool create does. A 0-byte image gives a valid empty bmap.",
+		"bmaptool create does. A 0-byte image gives a valid empty bmap.\n"
+		"An Android sparse image (simg) is mapped by its chunks without\n"
+		"expanding it. With --scan-zeros, IMAGE is read (and decoded\n"
+		"if compressed) and all-zero blocks become holes: the bmap then\n"
+		"equals that of the image made sparse (cp --sparse=always).",
 	.options = options,
 	.run = run,
 };

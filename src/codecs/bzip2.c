@@ -118,70 +118,62 @@ static int seq_next_stream(struct bz2seq *s)
 	return 0;
 }
 
-/* Decode into buf; returns bytes produced, 0 at the end, -1 on error. */
-static ssize_t seq_fill(struct bz2seq *s, char *buf, size_t len)
+/* One libbz2 call, or the step to the next stream. Counts output in
+ * *done; returns 0, 1 at the end of the data, -1 on error. */
+static int seq_step(struct bz2seq *s, char *buf, size_t len, size_t *done)
 {
-	size_t done = 0;
+	unsigned room = (unsigned)MIN(len - *done, (size_t)1 << 30);
+	int ret;
 
-	while (done < len) {
-		int ret;
-		unsigned before;
-		if (!s->z_live) {
-			int r = seq_next_stream(s);
-			if (r < 0)
-				return -1;
-			if (r > 0) {
-				s->at_end = 1;
-				break;
-			}
-		}
-		if (!s->z.avail_in && !s->in_eof && seq_refill(s))
-			return -1;
-		s->z.next_out = buf + done;
-		before = (unsigned)MIN(len - done, (size_t)1 << 30);
-		s->z.avail_out = before;
-		ret = BZ2_bzDecompress(&s->z);
-		done += before - s->z.avail_out;
-		if (ret == BZ_STREAM_END) {
-			BZ2_bzDecompressEnd(&s->z);
-			s->z_live = 0;
-		} else if (ret != BZ_OK) {
-			return seq_corrupt(s, ret == BZ_DATA_ERROR_MAGIC
-						  ? "bad header"
-						  : "bad block or CRC"),
-			       -1;
-		} else if (!s->z.avail_in && s->in_eof &&
-			   s->z.avail_out == before) {
-			return bmaptk_set_error(
-				   &s->saved, BMAPTK_ERR_USAGE, 0,
-				   BZIP2_TRUNCATED_FMT, s->base.name,
-				   (unsigned long long)seq_offset(s)),
-			       -1;
-		}
+	if (!s->z_live)
+		return seq_next_stream(s);
+	if (!s->z.avail_in && !s->in_eof && seq_refill(s))
+		return -1;
+	s->z.next_out = buf + *done;
+	s->z.avail_out = room;
+	ret = BZ2_bzDecompress(&s->z);
+	*done += room - s->z.avail_out;
+	if (ret == BZ_STREAM_END) {
+		BZ2_bzDecompressEnd(&s->z);
+		s->z_live = 0;
+		return 0;
 	}
-	return (ssize_t)done;
+	if (ret != BZ_OK)
+		return seq_corrupt(s, ret == BZ_DATA_ERROR_MAGIC
+					  ? "bad header"
+					  : "bad block or CRC"),
+		       -1;
+	if (!s->z.avail_in && s->in_eof && s->z.avail_out == room)
+		return bmaptk_set_error(&s->saved, BMAPTK_ERR_USAGE, 0,
+					BZIP2_TRUNCATED_FMT, s->base.name,
+					(unsigned long long)seq_offset(s)),
+		       -1;
+	return 0;
 }
 
+/* Bytes decoded before an error are returned first; the error comes with
+ * the next call. */
 static ssize_t seq_read(struct bmaptk_stream *bs, void *buf, size_t len,
 			struct bmaptk_error *err)
 {
 	struct bz2seq *s = (struct bz2seq *)bs;
-	ssize_t n;
+	size_t done = 0;
 
+	while (done < len && !s->at_end && !s->failed) {
+		int r = seq_step(s, buf, len, &done);
+		if (r < 0)
+			s->failed = 1;
+		else if (r > 0)
+			s->at_end = 1;
+	}
+	if (done)
+		return (ssize_t)done;
 	if (s->failed) {
 		if (err)
 			*err = s->saved;
 		return -1;
 	}
-	if (s->at_end || !len)
-		return 0;
-	n = seq_fill(s, buf, len);
-	if (n < 0) {
-		s->failed = 1;
-		if (err)
-			*err = s->saved;
-	}
-	return n;
+	return 0;
 }
 
 static void seq_close(struct bmaptk_stream *bs)

@@ -129,6 +129,10 @@ struct bz2mt {
 	struct bmaptk_error saved;
 };
 
+/* Tests set this to split every block at false boundaries, which real data
+ * produces too rarely to test otherwise. */
+int bzip2_mt_test_false_splits;
+
 /* ---- libbz2 allocation cache ------------------------------------------- */
 
 /* Every piece is a new libbz2 stream; reusing its ~4 MB of tables per
@@ -406,6 +410,17 @@ static struct piece *scan_empty_stream(struct scanner *sc,
 	return p;
 }
 
+static int scan_found(uint64_t a, uint64_t p, uint64_t *q,
+		      enum bzip2_magic *which)
+{
+	*q = p;
+	if (bzip2_mt_test_false_splits && p - a > 8192) {
+		*q = a + (p - a) / 2;
+		*which = BZIP2_BLOCK;
+	}
+	return 0;
+}
+
 /* Find where the block at sc->bit ends: *q is the next real magic. */
 static int scan_block_end(struct scanner *sc, uint64_t *q,
 			  enum bzip2_magic *which, struct bmaptk_error *err)
@@ -422,20 +437,16 @@ static int scan_block_end(struct scanner *sc, uint64_t *q,
 			p += base;
 			if (p - a > BZIP2_MAX_BLOCK_BITS)
 				break;
-			if (*which == BZIP2_BLOCK) {
-				*q = p;
-				return 0;
-			}
+			if (*which == BZIP2_BLOCK)
+				return scan_found(a, p, q, which);
 			crc = (uint32_t)bzip2_get_bits(sc->win, a - base + 48,
 						       32);
 			v = scan_eos_valid(sc, p, bzip2_crc_fold(sc->fold, crc),
 					   err);
 			if (v < 0)
 				return -1;
-			if (v) {
-				*q = p;
-				return 0;
-			}
+			if (v)
+				return scan_found(a, p, q, which);
 			from = p + 1;
 			continue;
 		}

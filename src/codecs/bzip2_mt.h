@@ -9,6 +9,9 @@ struct bmaptk_stream *bzip2_mt_open(struct bmaptk_stream *inner,
 				    unsigned nworkers,
 				    struct bmaptk_error *err);
 
+/* Tests only: nonzero splits blocks at false boundaries. */
+extern int bzip2_mt_test_false_splits;
+
 /* Shared wording, so both decoders report the same way. */
 #define BZIP2_CORRUPT_FMT "%s: corrupt bzip2 data near compressed offset %llu"
 #define BZIP2_TRUNCATED_FMT                                                    \

@@ -319,6 +319,23 @@ static int interrupted(struct producer *pr)
 	return 0;
 }
 
+/* With --nobmap, a stream that knows its holes (Android sparse images)
+ * has them skipped, not decoded: the sinks see a gap. */
+static int produce_hole(struct producer *pr, uint64_t *len)
+{
+	struct bmaptk_stream *img = pr->p->image;
+	uint64_t n;
+	int rc;
+
+	if (*len != UINT64_MAX || !img->ops->hole || !(n = img->ops->hole(img)))
+		return 0;
+	if ((rc = stream_skip(img, n, &pr->err)))
+		return rc;
+	pr->pos += n;
+	pr->p->produced_bytes += n;
+	return 0;
+}
+
 /* Read [off, off+len) of range `index` into slots. len == UINT64_MAX:
  * up to the end of the stream (--nobmap). */
 static int produce_range(struct producer *pr, size_t index, uint64_t off,
@@ -334,7 +351,7 @@ static int produce_range(struct producer *pr, size_t index, uint64_t off,
 		struct piece *pc;
 		size_t room;
 		ssize_t got;
-		if ((rc = interrupted(pr)))
+		if ((rc = interrupted(pr)) || (rc = produce_hole(pr, &len)))
 			return rc;
 		if (pr->cur && (pr->cur->used == SLOT_SIZE ||
 				pr->cur->npieces == SLOT_PIECES))

@@ -10,6 +10,7 @@
 
 #include "mapper.h"
 #include "range_hash.h"
+#include "scan.h"
 #include "util.h"
 
 #define HASH_CHUNK (1u << 20)
@@ -45,6 +46,38 @@ static int open_image(const char *image, int *fd, struct stat *st,
 	return 0;
 }
 
+/* Images whose holes are not the file's own: scanned as a stream.
+ * Returns 1 when the image was handled here (rc in *rc). */
+static int create_streamed(const char *image,
+			   const struct bmaptk_create_opts *opts,
+			   struct bmaptk_bmap **out, int *rc,
+			   struct bmaptk_error *err)
+{
+	struct bmaptk_stream *s;
+	int simg;
+
+	if (!opts->reg)
+		return 0;
+	s = bmaptk_open_image(opts->reg, image, NULL, err);
+	if (!s) {
+		*rc = err->status;
+		return 1;
+	}
+	simg = !strcmp(s->format, "simg");
+	if (!opts->scan_zeros && !simg && strcmp(s->format, "raw")) {
+		*rc = bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
+				       "%s: the image is compressed (%s); a bmap describes the decompressed image: use --scan-zeros to find its holes",
+				       image, s->format);
+	} else if (opts->scan_zeros || simg) {
+		*rc = create_from_stream(s, opts, out, err);
+	} else {
+		s->ops->close(s);
+		return 0;
+	}
+	s->ops->close(s);
+	return 1;
+}
+
 int bmaptk_create(const char *image, const struct bmaptk_create_opts *opts,
 		  struct bmaptk_bmap **out, struct bmaptk_error *err)
 {
@@ -57,6 +90,10 @@ int bmaptk_create(const char *image, const struct bmaptk_create_opts *opts,
 	rc = open_image(image, &fd, &st, err);
 	if (rc)
 		return rc;
+	if (create_streamed(image, opts, out, &rc, err)) {
+		close(fd);
+		return rc;
+	}
 	/* The filesystem's block size, as bmaptool takes it. */
 	if (ioctl(fd, FIGETBSZ, &bs) < 0 || bs <= 0 || (bs & (bs - 1)))
 		bs = st.st_blksize > 0 ? (int)st.st_blksize : 4096;

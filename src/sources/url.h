@@ -76,9 +76,9 @@ struct url_stream {
 	int answered;		  /* the first answer was good */
 	struct url_failure fail;
 
-	int sparse;	/* the reader skips: ask for exactly what it reads */
-	int no_ranges;	/* the server ignores Range: one stream, no resume */
-	int eof;	/* the end of a file of unknown size was reached */
+	int sparse;	  /* the reader skips: ask for exactly what it reads */
+	int no_ranges;	  /* the server ignores Range: one stream, no resume */
+	int eof;	  /* the end of a file of unknown size was reached */
 	int retries_used; /* consecutive retries without progress */
 	uint64_t attempt_start;
 	uint64_t delivered, dropped; /* for the coalescing budget */
