@@ -145,6 +145,8 @@ static int run(int argc, char **argv)
 	first = cli_parse(&cmd_check, argc, argv, on_option, &a);
 	if (first < 0)
 		return first == -2 ? 0 : BMAPTK_ERR_USAGE;
+	if (cli.source.insecure)
+		cli_warn("--insecure: TLS certificates are not verified");
 	if (argc - first != 2) {
 		cli_error("check: expected IMAGE-or-BMAP and DEST (see bmaptk "
 			  "check --help)");

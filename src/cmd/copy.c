@@ -180,7 +180,7 @@ static void summarize(const char *image, const struct bmaptk_copy_stats *st,
 
 	for (size_t i = 0; i < n; i++)
 		ok += dests[i].status == 0;
-	if (!cli.json) {
+	if (!cli.json && ok) {
 		cli_info("copied %s to %zu of %zu destination(s): image %s, "
 			 "mapped %s in %.2f s (%s/s), %zu ranges verified%s",
 			 image, ok, n,
@@ -193,6 +193,8 @@ static void summarize(const char *image, const struct bmaptk_copy_stats *st,
 			 verified ? "" : " (verification off)");
 		return;
 	}
+	if (!cli.json)
+		return;
 	f = json_object();
 	json_object_set_new(f, "image_size", json_integer((json_int_t)st->image_size));
 	json_object_set_new(f, "mapped_bytes", json_integer((json_int_t)st->mapped_bytes));

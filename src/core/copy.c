@@ -359,8 +359,14 @@ static int produce_range(struct producer *pr, size_t index, uint64_t off,
 		if (!pr->cur && !(pr->cur = claim_slot(pr->p)))
 			return -1; /* a consumer failed; its error wins */
 		room = SLOT_SIZE - pr->cur->used;
-		got = stream_read_full(img, pr->cur->buf + pr->cur->used,
-				       (size_t)MIN(room, len), &pr->err);
+		/* A stream with holes returns at their edges; reading on
+		 * would decode the hole. */
+		if (len == UINT64_MAX && img->ops->hole)
+			got = img->ops->read(img, pr->cur->buf + pr->cur->used,
+					     room, &pr->err);
+		else
+			got = stream_read_full(img, pr->cur->buf + pr->cur->used,
+					       (size_t)MIN(room, len), &pr->err);
 		if (got < 0)
 			return pr->err.status;
 		if (got == 0 && len != UINT64_MAX)
