@@ -30,6 +30,9 @@ static const struct cli_option options[] = {
 				"(BLKZEROOUT; holes in a file)"},
 	{"force", 0, NULL, "create DEST under /dev even if no such device "
 			   "exists"},
+	{"to", 0, "FORMAT", "write DEST as FORMAT: auto (default: by the "
+			    "destination, .simg names an Android sparse "
+			    "image), file, blockdev, simg"},
 	{0},
 };
 
@@ -58,6 +61,8 @@ static int on_option(const struct cli_option *opt, const char *arg, void *ctx)
 		a->zero_holes = 1;
 	else if (!strcmp(n, "force"))
 		a->force = 1;
+	else if (!strcmp(n, "to"))
+		a->to = strcmp(arg, "auto") ? arg : NULL;
 	else if (!strcmp(n, "rewrite-tries")) {
 		char *end;
 		long v = strtol(arg, &end, 10);

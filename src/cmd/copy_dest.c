@@ -41,7 +41,7 @@ void dest_open(struct dest *d, const struct copy_args *a,
 	struct bmaptk_error err = {0};
 	int rc = 0;
 
-	d->sink = bmaptk_open_sink(cli_registry(), d->path, &so, &err);
+	d->sink = bmaptk_open_sink(cli_registry(), d->path, a->to, &so, &err);
 	if (!d->sink) {
 		dest_fail(d, &err);
 		return;

@@ -17,6 +17,7 @@ struct copy_args {
 	int zero_holes;
 	int force;
 	int rewrite_tries;
+	const char *to; /* --to: a sink module's name, NULL for auto */
 	uint64_t lose_write_at; /* BMAPTK_TEST_LOSE_WRITE */
 	int lose_write_always;
 };

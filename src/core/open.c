@@ -233,8 +233,19 @@ int bmaptk_read_all(const struct bmaptk_registry *reg, const char *location,
 	return 0;
 }
 
+static const struct bmaptk_module *sink_named(
+	const struct bmaptk_registry *reg, const char *name)
+{
+	const struct bmaptk_module *m;
+
+	for (size_t i = 0; (m = bmaptk_registry_get(reg, i, NULL)); i++)
+		if (m->kind == BMAPTK_MODULE_SINK && !strcmp(m->name, name))
+			return m;
+	return NULL;
+}
+
 struct bmaptk_sink *bmaptk_open_sink(const struct bmaptk_registry *reg,
-				     const char *path,
+				     const char *path, const char *module,
 				     const struct bmaptk_sink_opts *opts,
 				     struct bmaptk_error *err)
 {
@@ -247,7 +258,14 @@ struct bmaptk_sink *bmaptk_open_sink(const struct bmaptk_registry *reg,
 				 strerror(errno));
 		return NULL;
 	}
-	m = registry_pick_sink(reg, path, exists ? &st : NULL);
+	m = module ? sink_named(reg, module)
+		   : registry_pick_sink(reg, path, exists ? &st : NULL);
+	if (!m && module) {
+		bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
+				 "%s: no sink module named '%s' (see bmaptk plugins)",
+				 path, module);
+		return NULL;
+	}
 	if (!m) {
 		bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
 				 "%s: cannot write to this kind of file (not a regular file or block device)",

@@ -316,9 +316,11 @@ static uint64_t plan_end(const struct url_stream *s, uint64_t from,
 
 	if (s->no_ranges)
 		return URL_OPEN_END;
-	if (!s->sparse && from >= STREAM_AFTER)
+	if (!s->sparse && from >= STREAM_AFTER && s->can_pause)
 		return URL_OPEN_END;
 	len = s->sparse ? want : MAX(want, MAX(from, FIRST_REQUEST));
+	if (!s->can_pause) /* the whole request must fit the buffer */
+		len = MIN(len, (uint64_t)s->cap);
 	end = from + MAX(len, 1);
 	if (end < from ||
 	    (s->base.size != BMAPTK_SIZE_UNKNOWN && end >= s->base.size))
@@ -557,6 +559,7 @@ static struct bmaptk_stream *url_open(const char *location,
 	s->base.size = BMAPTK_SIZE_UNKNOWN;
 	s->opts = *opts;
 	s->http = scheme_is(location, "http") || scheme_is(location, "https");
+	s->can_pause = !scheme_is(location, "file");
 	rc = url_curl_setup(s, err);
 	if (!rc)
 		rc = s->http ? http_first(s, err) : stat_first(s, err);

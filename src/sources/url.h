@@ -56,6 +56,8 @@ struct url_stream {
 	int done;		   /* the transfer finished; result says how */
 	CURLcode result;
 	int paused;
+	int nobody;    /* a stat: what libcurl writes is its fake headers */
+	int can_pause; /* not file://, whose transfer runs in one go */
 
 	/* The request in flight asks for bytes [req_start, req_end). */
 	uint64_t req_start, req_end;

@@ -93,6 +93,8 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
 	size_t n = size * nmemb, dropped = (size_t)MIN((uint64_t)n, s->drop);
 	size_t keep = n - dropped, to_dst = 0;
 
+	if (s->nobody)
+		return n;
 	if (s->req_end != URL_OPEN_END && s->xfer_pos + n > s->req_end) {
 		url_fail(s, 0, 0,
 			 "the server sent more than the %llu bytes asked for",
@@ -388,6 +390,7 @@ int url_transfer_start(struct url_stream *s, uint64_t from, uint64_t end,
 	s->attempt_start = from;
 	s->done = 0;
 	s->paused = 0;
+	s->nobody = nobody;
 	s->result = CURLE_OK;
 	mc = curl_multi_add_handle(s->multi, s->easy);
 	if (mc)

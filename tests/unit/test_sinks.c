@@ -324,7 +324,7 @@ static void test_file_directory_refused(void **state)
 	/* Through the registry no sink even bids for a directory. */
 	reg = bmaptk_registry_new();
 	assert_non_null(reg);
-	assert_null(bmaptk_open_sink(reg, tmpdir, &opts, &err));
+	assert_null(bmaptk_open_sink(reg, tmpdir, NULL, &opts, &err));
 	assert_non_null(strstr(err.message, tmpdir));
 	bmaptk_registry_free(reg);
 }
@@ -368,13 +368,13 @@ static void test_probe_files(void **state)
 	(void)state;
 	assert_non_null(reg);
 	tmp_path(path, "probe.img");
-	s = bmaptk_open_sink(reg, path, &opts, &err); /* missing: created */
+	s = bmaptk_open_sink(reg, path, NULL, &opts, &err); /* missing: created */
 	assert_non_null(s);
 	assert_false(s->is_blockdev);
 	assert_true(s->created);
 	finish_ok(s, 4096);
 	s->ops->close(s, 0);
-	s = bmaptk_open_sink(reg, path, &opts, &err); /* regular file */
+	s = bmaptk_open_sink(reg, path, NULL, &opts, &err); /* regular file */
 	assert_non_null(s);
 	assert_false(s->is_blockdev);
 	assert_false(s->created);
@@ -540,7 +540,7 @@ static void blockdev_roundtrip(struct loopdev *ld, int direct)
 
 	assert_non_null(reg);
 	loop_attach(ld, dev_size, 20);
-	s = bmaptk_open_sink(reg, ld->dev, &opts, &err);
+	s = bmaptk_open_sink(reg, ld->dev, NULL, &opts, &err);
 	if (!s)
 		print_error("open: %s\n", err.message);
 	assert_non_null(s);
