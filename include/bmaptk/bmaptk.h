@@ -124,8 +124,10 @@ int bmaptk_read_all(const struct bmaptk_registry *reg, const char *location,
 		    const struct bmaptk_source_opts *opts, size_t max,
 		    char **data, size_t *len, struct bmaptk_error *err);
 
+/* Open a destination through the sink that bids highest, or, when
+ * module is not NULL, through the sink module of that name. */
 struct bmaptk_sink *bmaptk_open_sink(const struct bmaptk_registry *reg,
-				     const char *path,
+				     const char *path, const char *module,
 				     const struct bmaptk_sink_opts *opts,
 				     struct bmaptk_error *err);
 

@@ -32,9 +32,15 @@ static int find_signature(const char *bmap_path, char **sig, size_t *len,
 	*sig = NULL;
 	*sig_path = NULL;
 	if (cli.sig.bmap_sig) {
-		*sig_path = strdup(cli.sig.bmap_sig);
-		return read_named(cli.sig.bmap_sig, "bmap signature file", sig,
-				  len, err);
+		int rc = read_named(cli.sig.bmap_sig, "bmap signature file",
+				    sig, len, err);
+		if (!rc && !(*sig_path = strdup(cli.sig.bmap_sig))) {
+			free(*sig);
+			*sig = NULL;
+			rc = bmaptk_set_error(err, BMAPTK_ERR_IO, ENOMEM,
+					      "out of memory");
+		}
+		return rc;
 	}
 	for (size_t i = 0; i < 2; i++) {
 		char *cand = bmaptk_add_suffix(bmap_path, suffixes[i]);

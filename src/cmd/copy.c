@@ -32,7 +32,9 @@ static const struct cli_option options[] = {
 			   "exists"},
 	{"to", 0, "FORMAT", "write DEST as FORMAT: auto (default: by the "
 			    "destination, .simg names an Android sparse "
-			    "image), file, blockdev, simg"},
+			    "image), file, blockdev, simg, simg-crc"},
+	{"simg-crc", 0, NULL, "write DEST as an Android sparse image with a "
+			      "CRC32 chunk (same as --to simg-crc)"},
 	{0},
 };
 
@@ -63,6 +65,8 @@ static int on_option(const struct cli_option *opt, const char *arg, void *ctx)
 		a->force = 1;
 	else if (!strcmp(n, "to"))
 		a->to = strcmp(arg, "auto") ? arg : NULL;
+	else if (!strcmp(n, "simg-crc"))
+		a->to = "simg-crc";
 	else if (!strcmp(n, "rewrite-tries")) {
 		char *end;
 		long v = strtol(arg, &end, 10);
@@ -186,9 +190,15 @@ static void summarize(const char *image, const struct bmaptk_copy_stats *st,
 	for (size_t i = 0; i < n; i++)
 		ok += dests[i].status == 0;
 	if (!cli.json && ok) {
-		cli_info("copied %s to %zu of %zu destination(s): image %s, "
-			 "mapped %s in %.2f s (%s/s), %zu ranges verified%s",
-			 image, ok, n,
+		char where[64];
+		if (n == 1)
+			snprintf(where, sizeof(where), "%s", dests[0].path);
+		else
+			snprintf(where, sizeof(where), "%zu of %zu destinations",
+				 ok, n);
+		cli_info("copied %s to %s: image %s, mapped %s in %.2f s (%s/s), "
+			 "%zu ranges verified%s",
+			 image, where,
 			 human_size(st->image_size, size, sizeof(size)),
 			 human_size(st->mapped_bytes, mapped, sizeof(mapped)),
 			 st->seconds,

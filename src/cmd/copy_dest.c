@@ -12,8 +12,8 @@ int dest_precheck(const struct copy_args *a, const char *path)
 	struct stat st;
 
 	/* A card that was not detected must not become a file in /dev. */
-	if (!strncmp(path, "/dev/", 5) && stat(path, &st) < 0 &&
-	    errno == ENOENT && !a->force) {
+	if (!strncmp(path, "/dev/", 5) && !strchr(path + 5, '/') &&
+	    stat(path, &st) < 0 && errno == ENOENT && !a->force) {
 		cli_error("%s: no such device; was the card detected? (use "
 			  "--force to create a regular file there)",
 			  path);

@@ -54,16 +54,26 @@ static int write_all(int fd, const char *buf, size_t len)
 }
 
 /* A temporary file beside the output, renamed into place at the end, so
- * that a failed or interrupted create never leaves a partial bmap. */
-static int open_temp(const char *output, char **tmp)
+ * that a failed or interrupted create never leaves a partial bmap. A
+ * symlink is followed, and an output that is not a regular file (a FIFO,
+ * /dev/stdout) is written directly, never replaced. */
+static int open_output(const char *output, char **tmp, char **final)
 {
-	size_t n = strlen(output) + 16;
+	struct stat st;
+	size_t n;
 	int fd;
 
-	*tmp = malloc(n);
-	if (!*tmp)
+	*tmp = NULL;
+	*final = NULL;
+	if (stat(output, &st) == 0 && !S_ISREG(st.st_mode))
+		return open(output, O_WRONLY | O_CLOEXEC);
+	*final = realpath(output, NULL);
+	if (!*final && !(*final = strdup(output)))
 		return -1;
-	snprintf(*tmp, n, "%s.XXXXXX", output);
+	n = strlen(*final) + 16;
+	if (!(*tmp = malloc(n)))
+		return -1;
+	snprintf(*tmp, n, "%s.XXXXXX", *final);
 	fd = mkstemp(*tmp);
 	if (fd < 0) {
 		int e = errno;
@@ -77,7 +87,7 @@ static int open_temp(const char *output, char **tmp)
 }
 
 static int emit(const struct create_args *a, int fd, const char *tmp,
-		const struct bmaptk_bmap *b)
+		const char *final, const struct bmaptk_bmap *b)
 {
 	size_t len;
 	char *doc = bmaptk_bmap_format(b, &len);
@@ -88,10 +98,10 @@ static int emit(const struct create_args *a, int fd, const char *tmp,
 		cli_error("out of memory while writing the bmap");
 		return BMAPTK_ERR_IO;
 	}
-	if (write_all(fd, doc, len) || (a->output && fsync(fd) < 0)) {
+	if (write_all(fd, doc, len) || (tmp && fsync(fd) < 0)) {
 		cli_error("%s: write error: %s", where, strerror(errno));
 		rc = BMAPTK_ERR_IO;
-	} else if (a->output && rename(tmp, a->output) < 0) {
+	} else if (tmp && rename(tmp, final) < 0) {
 		cli_error("%s: cannot rename %s into place: %s", a->output, tmp,
 			  strerror(errno));
 		rc = BMAPTK_ERR_IO;
@@ -120,7 +130,7 @@ static int run(int argc, char **argv)
 	struct bmaptk_bmap *b = NULL;
 	struct cli_progress progress;
 	const char *force = getenv("BMAPTK_FORCE_SEEK");
-	char *tmp = NULL;
+	char *tmp = NULL, *final = NULL;
 	double t0 = cli_now();
 	int first, fd = STDOUT_FILENO, rc;
 
@@ -132,7 +142,7 @@ static int run(int argc, char **argv)
 		return BMAPTK_ERR_USAGE;
 	}
 	/* Fail on an unwritable output before spending time hashing. */
-	if (a.output && (fd = open_temp(a.output, &tmp)) < 0) {
+	if (a.output && (fd = open_output(a.output, &tmp, &final)) < 0) {
 		cli_error("%s: cannot write the bmap here: %s", a.output,
 			  strerror(errno));
 		return BMAPTK_ERR_IO;
@@ -148,10 +158,16 @@ static int run(int argc, char **argv)
 	opts.progress.ctx = &progress;
 	rc = bmaptk_create(argv[first], &opts, &b, &err);
 	cli_progress_end(&progress);
-	if (rc)
+	if (rc == BMAPTK_ERR_INTERRUPTED) {
+		char done[32], total[32];
+		cli_error("%s: interrupted after hashing %s of %s; no bmap written",
+			  argv[first], human_size(progress.done, done, sizeof(done)),
+			  human_size(progress.total, total, sizeof(total)));
+	} else if (rc) {
 		rc = cli_fail(&err);
-	else
-		rc = emit(&a, fd, tmp, b);
+	} else {
+		rc = emit(&a, fd, tmp, final, b);
+	}
 	if (!rc)
 		report(argv[first], b, cli_now() - t0);
 	if (!rc && !a.scan_zeros && b->image_size > 64 * 4096 &&
@@ -162,10 +178,11 @@ static int run(int argc, char **argv)
 			 argv[first]);
 	if (a.output) {
 		close(fd);
-		if (rc)
+		if (rc && tmp)
 			unlink(tmp);
 	}
 	free(tmp);
+	free(final);
 	bmaptk_bmap_free(b);
 	return rc;
 }

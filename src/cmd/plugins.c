@@ -39,13 +39,13 @@ static int run(int argc, char **argv)
 		cli_error("out of memory");
 		return BMAPTK_ERR_IO;
 	}
-	printf("%-7s %-10s %4s  %-8s %s\n", "KIND", "NAME", "PRIO", "VERSION",
+	printf("%-7s %-12s %4s  %-8s %s\n", "KIND", "NAME", "PRIO", "VERSION",
 	       "ORIGIN / DESCRIPTION");
 	for (size_t i = 0; i < bmaptk_registry_count(reg); i++) {
 		const char *origin;
 		const struct bmaptk_module *m = bmaptk_registry_get(reg, i,
 								    &origin);
-		printf("%-7s %-10s %4d  %-8s %s\n%33s%s\n", kind_name(m->kind),
+		printf("%-7s %-12s %4d  %-8s %s\n%35s%s\n", kind_name(m->kind),
 		       m->name, m->priority, m->version ? m->version : "-",
 		       origin, "", m->description ? m->description : "");
 	}

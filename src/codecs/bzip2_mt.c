@@ -77,6 +77,7 @@ struct scanner {
 	int level;
 	uint32_t fold; /* combined CRC of the stream's block headers */
 	unsigned nstreams;
+	int nsplit; /* false splits made in this block (tests) */
 	struct bzip2_finder finder;
 };
 
@@ -129,8 +130,8 @@ struct bz2mt {
 	struct bmaptk_error saved;
 };
 
-/* Tests set this to split every block at false boundaries, which real data
- * produces too rarely to test otherwise. */
+/* Tests set this to n to split every block at n false boundaries, which
+ * real data produces too rarely to test otherwise. */
 int bzip2_mt_test_false_splits;
 
 /* ---- libbz2 allocation cache ------------------------------------------- */
@@ -410,13 +411,16 @@ static struct piece *scan_empty_stream(struct scanner *sc,
 	return p;
 }
 
-static int scan_found(uint64_t a, uint64_t p, uint64_t *q,
+static int scan_found(struct scanner *sc, uint64_t a, uint64_t p, uint64_t *q,
 		      enum bzip2_magic *which)
 {
 	*q = p;
-	if (bzip2_mt_test_false_splits && p - a > 8192) {
+	if (bzip2_mt_test_false_splits > sc->nsplit && p - a > 8192) {
 		*q = a + (p - a) / 2;
 		*which = BZIP2_BLOCK;
+		sc->nsplit++;
+	} else {
+		sc->nsplit = 0;
 	}
 	return 0;
 }
@@ -438,7 +442,7 @@ static int scan_block_end(struct scanner *sc, uint64_t *q,
 			if (p - a > BZIP2_MAX_BLOCK_BITS)
 				break;
 			if (*which == BZIP2_BLOCK)
-				return scan_found(a, p, q, which);
+				return scan_found(sc, a, p, q, which);
 			crc = (uint32_t)bzip2_get_bits(sc->win, a - base + 48,
 						       32);
 			v = scan_eos_valid(sc, p, bzip2_crc_fold(sc->fold, crc),
@@ -446,7 +450,7 @@ static int scan_block_end(struct scanner *sc, uint64_t *q,
 			if (v < 0)
 				return -1;
 			if (v)
-				return scan_found(a, p, q, which);
+				return scan_found(sc, a, p, q, which);
 			from = p + 1;
 			continue;
 		}

@@ -48,9 +48,10 @@ static void put(struct doc *d, const char *fmt, ...)
 static void put_header(struct doc *d, const struct bmaptk_bmap *b)
 {
 	uint64_t mapped = bmaptk_bmap_mapped_bytes(b);
-	double percent = b->image_size ? 100.0 * (double)mapped /
-						 (double)b->image_size
-				       : 0.0;
+	double percent = b->blocks_count ? 100.0 *
+						   (double)b->mapped_blocks_count /
+						   (double)b->blocks_count
+					 : 0.0;
 	char size[32], msize[32];
 
 	put(d, "<?xml version=\"1.0\" ?>\n"

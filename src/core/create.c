@@ -25,7 +25,8 @@ static void store_digest(void *ctx, size_t index, const unsigned char *digest)
 static int open_image(const char *image, int *fd, struct stat *st,
 		      struct bmaptk_error *err)
 {
-	*fd = open(image, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO given as IMAGE must be refused, not waited on. */
+	*fd = open(image, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (*fd < 0)
 		return bmaptk_set_error(err, errno == EACCES ? BMAPTK_ERR_IO
 							     : BMAPTK_ERR_USAGE,

@@ -66,6 +66,16 @@ static int peek_skip(struct bmaptk_stream *s, uint64_t n,
 	return stream_skip(p->inner, n - buffered, err);
 }
 
+static uint64_t peek_hole(struct bmaptk_stream *s)
+{
+	struct peek_stream *p = (struct peek_stream *)s;
+
+	/* The probed head is replayed as data. */
+	if (p->pos < p->len || !p->inner->ops->hole)
+		return 0;
+	return p->inner->ops->hole(p->inner);
+}
+
 static void peek_close(struct bmaptk_stream *s)
 {
 	struct peek_stream *p = (struct peek_stream *)s;
@@ -78,6 +88,7 @@ static const struct bmaptk_stream_ops peek_ops = {
 	.read = peek_read,
 	.skip = peek_skip,
 	.close = peek_close,
+	.hole = peek_hole,
 };
 
 /* Wrap inner (taken) in a peek stream holding its first bytes. */
@@ -111,32 +122,49 @@ static const struct known_magic {
 	const char *format;
 	size_t offset, len;
 	const char *magic;
+	int container;
 } known_magics[] = {
-	{"gzip", 0, 2, "\x1f\x8b"},
-	{"xz", 0, 6, "\xfd" "7zXZ\0"},
-	{"bzip2", 0, 3, "BZh"},
-	{"zstd", 0, 4, "\x28\xb5\x2f\xfd"},
-	{"lz4", 0, 4, "\x04\x22\x4d\x18"},
-	{"lz4", 0, 4, "\x02\x21\x4c\x18"},
-	{"lzop", 0, 4, "\x89LZO"},
-	{"lzip", 0, 4, "LZIP"},
-	{"compress (.Z)", 0, 2, "\x1f\x9d"},
-	{"zip", 0, 4, "PK\x03\x04"},
-	{"7z", 0, 6, "7z\xbc\xaf\x27\x1c"},
-	{"tar", 257, 5, "ustar"},
-	{"Android sparse image", 0, 4, "\x3a\xff\x26\xed"},
+	{"gzip", 0, 2, "\x1f\x8b", 0},
+	{"xz", 0, 6, "\xfd" "7zXZ\0", 0},
+	{"bzip2", 0, 3, "BZh", 0},
+	{"zstd", 0, 4, "\x28\xb5\x2f\xfd", 0},
+	{"lz4", 0, 4, "\x04\x22\x4d\x18", 0},
+	{"lz4", 0, 4, "\x02\x21\x4c\x18", 0},
+	{"lzop", 0, 4, "\x89LZO", 0},
+	{"lzip", 0, 4, "LZIP", 0},
+	{"compress (.Z)", 0, 2, "\x1f\x9d", 0},
+	{"zip", 0, 4, "PK\x03\x04", 1},
+	{"7z", 0, 6, "7z\xbc\xaf\x27\x1c", 1},
+	{"tar", 257, 5, "ustar", 1},
+	{"Android sparse image", 0, 4, "\x3a\xff\x26\xed", 0},
 };
 
-static const char *looks_like(const unsigned char *head, size_t len)
+static const char *looks_like(const unsigned char *head, size_t len,
+			      int containers_only)
 {
 	for (size_t i = 0; i < sizeof(known_magics) / sizeof(known_magics[0]);
 	     i++) {
 		const struct known_magic *k = &known_magics[i];
+		if (containers_only && !k->container)
+			continue;
 		if (len >= k->offset + k->len &&
 		    !memcmp(head + k->offset, k->magic, k->len))
 			return k->format;
 	}
 	return NULL;
+}
+
+/* After a compressor, the decoded bytes are probed again only for a
+ * container (a tar inside gzip), and only if a container module exists. */
+static int have_containers(const struct bmaptk_registry *reg)
+{
+	const struct bmaptk_module *m;
+
+	for (size_t i = 0; (m = bmaptk_registry_get(reg, i, NULL)); i++)
+		if (m->kind == BMAPTK_MODULE_CODEC &&
+		    (m->u.codec->flags & BMAPTK_CODEC_CONTAINER))
+			return 1;
+	return 0;
 }
 
 struct bmaptk_stream *bmaptk_open_image(const struct bmaptk_registry *reg,
@@ -145,22 +173,29 @@ struct bmaptk_stream *bmaptk_open_image(const struct bmaptk_registry *reg,
 					struct bmaptk_error *err)
 {
 	struct bmaptk_stream *s = bmaptk_open_raw(reg, location, opts, err);
+	int any = 1; /* any codec may come next, else only a container */
 
 	if (!s)
 		return NULL;
 	s->format = "raw";
 	for (int depth = 0; depth < MAX_CODEC_DEPTH; depth++) {
 		const struct bmaptk_module *m;
-		struct peek_stream *p = peek_open(s, err);
+		struct peek_stream *p;
 		struct bmaptk_stream *decoded;
+		const char *like;
 
-		if (!p)
+		if (!any && !have_containers(reg))
+			break;
+		if (!(p = peek_open(s, err)))
 			return NULL;
 		m = registry_pick_codec(reg, p->head, p->len);
-		if (!m && looks_like(p->head, p->len)) {
+		if (m && !any && !(m->u.codec->flags & BMAPTK_CODEC_CONTAINER))
+			m = NULL;
+		like = m ? NULL : looks_like(p->head, p->len, !any);
+		if (like) {
 			bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
 					 "no codec for %s (looks like %s); install the archive plugin or use --plugin-dir",
-					 location, looks_like(p->head, p->len));
+					 location, like);
 			peek_close(&p->base);
 			return NULL;
 		}
@@ -171,11 +206,11 @@ struct bmaptk_stream *bmaptk_open_image(const struct bmaptk_registry *reg,
 			return NULL;
 		if (!decoded->name)
 			decoded->name = location;
-		decoded->format = m->u.codec->format ? m->u.codec->format
-						     : m->name;
+		if (!decoded->format)
+			decoded->format = m->u.codec->format ? m->u.codec->format
+							     : m->name;
 		s = decoded;
-		if (!(m->u.codec->flags & BMAPTK_CODEC_CONTAINER))
-			break;
+		any = (m->u.codec->flags & BMAPTK_CODEC_CONTAINER) != 0;
 	}
 	return s;
 }

@@ -1,18 +1,25 @@
 /* Images and bmaps at URLs (http, https, ftp, ftps, sftp, scp, file), read
  * through libcurl (url_curl.c).
  *
- * Requests: open asks for the first 64 KiB and waits for the answer, so a
- * 404 fails before the destination is touched. A reader that never skips
- * (a codec) gets doubling ranges, then the rest in one request. Once the
- * reader skips (a raw sparse image walked by its bmap), each request asks
- * for exactly the bytes read() wants, so only mapped bytes cross the
- * network; a small hole is read and dropped within a budget (1/32 of the
- * bytes read) instead of costing a new request.
+ * Requests: open asks for the first 64 KiB and waits for the answer (FTP,
+ * SFTP, file: for the size), so a 404 fails before DEST is touched. The
+ * copy's range walker reads exactly the bytes of each range and skips each
+ * hole, so once the reader has skipped, each request asks for exactly what
+ * read() wants and only mapped bytes cross the network; a small hole is
+ * received and dropped instead of costing a new request, within a budget
+ * (1/32 of the bytes read). Before any skip, a file that starts like a
+ * compressed stream gets doubling requests, then the rest in one; anything
+ * else gets what read() wants, growing slowly, so a long first range is
+ * not overshot by more than 1/32.
  *
- * Resume: a dropped connection or a stall is retried from the byte
- * reached, with a Range request, up to opts->retries times in a row with
- * exponential backoff. Every answer must show the same ETag, Last-Modified
- * and size (FTP/SFTP: size and time) as the first, or the copy stops.
+ * Resume: a dropped connection or a stall (no byte for timeout_sec while
+ * read() waits; not libcurl's low-speed limit, which would also fire while
+ * the consumer is busy) is retried from the byte reached, with a Range
+ * request, up to opts->retries times in a row with exponential backoff;
+ * HTTP 408, 429, 500, 502, 503 and 504 as well. Before the server has
+ * answered once, connection failures are reported at once. Every answer
+ * must show the ETag, Last-Modified and size (FTP, SFTP: size and time) of
+ * the first, or the copy stops: two versions are never spliced.
  *
  * The one exception to "the library never prints": each retry is announced
  * on stderr, since the ABI has no channel for notices and a silent wait of
@@ -27,11 +34,13 @@
 #include "url.h"
 #include "util.h"
 
-#define FIRST_REQUEST (64u << 10)
-#define STREAM_AFTER  (16u << 20) /* no skip so far: ask for the rest */
-#define BUFFER_SIZE   (1u << 20)
-#define COALESCE_MAX  (1u << 20)   /* drop holes up to this size... */
-#define COALESCE_FREE (256u << 10) /* ...within this + 1/32 of the data */
+#define FIRST_REQUEST	 (64u << 10)
+#define STREAM_AFTER	 (16u << 20)  /* compressed: ask for the rest */
+#define RAW_STREAM_AFTER (256u << 20) /* others, if they never skip */
+#define RAW_STEP	 (4u << 20)
+#define BUFFER_SIZE	 (1u << 20)
+#define COALESCE_MAX	 (1u << 20)   /* drop holes up to this size... */
+#define COALESCE_FREE	 (256u << 10) /* ...within this + 1/32 of the data */
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;
@@ -276,6 +285,8 @@ static int recover(struct url_stream *s, struct bmaptk_error *err)
 			*err = s->fail.err;
 			return err->status;
 		}
+		if (end != URL_OPEN_END && at >= end)
+			return 0; /* all asked for arrived */
 		if (s->no_ranges && at > 0)
 			return bmaptk_set_error(
 			    err, BMAPTK_ERR_IO, s->fail.err.sys_errno,
@@ -307,8 +318,33 @@ static int recover(struct url_stream *s, struct bmaptk_error *err)
 	}
 }
 
+/* Does the file start like a compressed stream, which is read from start
+ * to end? (Only a guess for sizing requests, never for decoding.) */
+static int looks_compressed(const struct url_stream *s)
+{
+	static const struct {
+		size_t len;
+		const char *magic;
+	} known[] = {
+	    {2, "\x1f\x8b"}, /* gzip */
+	    {6, "\xfd"
+		"7zXZ\0"},	     /* xz */
+	    {3, "BZh"},		     /* bzip2 */
+	    {4, "\x28\xb5\x2f\xfd"}, /* zstd */
+	};
+
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (s->magic_len >= known[i].len &&
+		    !memcmp(s->magic, known[i].magic, known[i].len))
+			return 1;
+	return 0;
+}
+
 /* Where the next request should end, for a reader wanting `want` bytes
- * from `from` on. */
+ * from `from` on. A compressed file is read to its end: ask for doubling
+ * amounts, then the rest. Anything else may be a raw image whose reader
+ * is about to skip: ask for what it wants, growing slowly (so a range's
+ * end costs at most 1/32 more) until a long run shows it does not skip. */
 static uint64_t plan_end(const struct url_stream *s, uint64_t from,
 			 uint64_t want)
 {
@@ -316,9 +352,19 @@ static uint64_t plan_end(const struct url_stream *s, uint64_t from,
 
 	if (s->no_ranges)
 		return URL_OPEN_END;
-	if (!s->sparse && from >= STREAM_AFTER && s->can_pause)
+	if (s->sparse)
+		len = want;
+	else if (looks_compressed(s))
+		len = from >= STREAM_AFTER
+			  ? UINT64_MAX
+			  : MAX(want, MAX(from, FIRST_REQUEST));
+	else
+		len = from >= RAW_STREAM_AFTER
+			  ? UINT64_MAX
+			  : MAX(want, MAX(MIN(from / 32, (uint64_t)RAW_STEP),
+					  (uint64_t)FIRST_REQUEST));
+	if (len == UINT64_MAX && s->can_pause)
 		return URL_OPEN_END;
-	len = s->sparse ? want : MAX(want, MAX(from, FIRST_REQUEST));
 	if (!s->can_pause) /* the whole request must fit the buffer */
 		len = MIN(len, (uint64_t)s->cap);
 	end = from + MAX(len, 1);
@@ -334,14 +380,16 @@ static int finish_transfer(struct url_stream *s, struct bmaptk_error *err)
 {
 	uint64_t end = s->req_end;
 
-	if (s->result != CURLE_OK || s->fail.set) {
+	if (end == URL_OPEN_END ||
+	    (s->base.size != BMAPTK_SIZE_UNKNOWN && end > s->base.size))
+		end = s->base.size;
+	/* A connection lost after the last byte asked for costs nothing. */
+	if ((s->result != CURLE_OK || s->fail.set) &&
+	    (s->fail.set || end == BMAPTK_SIZE_UNKNOWN || s->xfer_pos < end)) {
 		url_classify(s);
 		return recover(s, err);
 	}
 	url_transfer_stop(s);
-	if (end == URL_OPEN_END ||
-	    (s->base.size != BMAPTK_SIZE_UNKNOWN && end > s->base.size))
-		end = s->base.size;
 	if (end == BMAPTK_SIZE_UNKNOWN) {
 		/* The file's end, wherever it is. */
 		s->base.size = s->xfer_pos;
@@ -530,8 +578,8 @@ static struct bmaptk_stream *url_open(const char *location,
 				      const struct bmaptk_source_opts *opts,
 				      struct bmaptk_error *err)
 {
+	char *redacted = NULL;
 	struct url_stream *s;
-	char *redacted;
 	int rc;
 
 	pthread_once(&curl_once, curl_init);
@@ -541,7 +589,15 @@ static struct bmaptk_stream *url_open(const char *location,
 		return NULL;
 	}
 	s = calloc(1, sizeof(*s));
-	if (!s || !(s->url = strdup(location)) ||
+	if (s && (redacted = url_redact(location))) {
+		if (strcmp(redacted, location)) {
+			s->shown = intern(redacted);
+		} else {
+			s->shown = location; /* the caller's: it outlives us */
+			free(redacted);
+		}
+	}
+	if (!s || !s->shown || !(s->url = strdup(location)) ||
 	    !(s->buf = malloc(BUFFER_SIZE))) {
 		if (s)
 			free(s->url);
@@ -550,10 +606,6 @@ static struct bmaptk_stream *url_open(const char *location,
 		return NULL;
 	}
 	s->cap = BUFFER_SIZE;
-	redacted = url_redact(location);
-	s->shown = redacted ? intern(redacted) : location;
-	if (!s->shown)
-		s->shown = "(URL)";
 	s->base.ops = &url_ops;
 	s->base.name = s->shown;
 	s->base.size = BMAPTK_SIZE_UNKNOWN;

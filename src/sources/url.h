@@ -78,6 +78,8 @@ struct url_stream {
 	int answered;		  /* the first answer was good */
 	struct url_failure fail;
 
+	unsigned char magic[8]; /* the file's first bytes */
+	size_t magic_len;
 	int sparse;	  /* the reader skips: ask for exactly what it reads */
 	int no_ranges;	  /* the server ignores Range: one stream, no resume */
 	int eof;	  /* the end of a file of unknown size was reached */
@@ -99,6 +101,7 @@ int url_pump(struct url_stream *s, enum url_want want,
 void url_classify(struct url_stream *s);
 int url_fail(struct url_stream *s, int retryable, int sys_errno,
 	     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* A malloc'd copy of url without "user:password@", for messages. */
 char *url_redact(const char *url);
 
 /* url.c: judge an HTTP response once its headers are in; 0 to go on, -1

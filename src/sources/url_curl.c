@@ -42,21 +42,19 @@ int url_fail(struct url_stream *s, int retryable, int sys_errno,
 
 char *url_redact(const char *url)
 {
-	const char *auth = strstr(url, "://"), *at;
-	size_t alen, head;
-	char *out;
+	const char *auth = strstr(url, "://"), *at = NULL;
+	size_t head = 0;
+	char *out = malloc(strlen(url) + 1);
 
-	if (!auth)
-		return NULL;
-	auth += 3;
-	alen = strcspn(auth, "/?#");
-	at = memrchr(auth, '@', alen);
-	if (!at)
-		return NULL;
-	head = (size_t)(auth - url);
-	out = malloc(strlen(url) + 1);
 	if (!out)
 		return NULL;
+	if (auth) {
+		auth += 3;
+		head = (size_t)(auth - url);
+		at = memrchr(auth, '@', strcspn(auth, "/?#"));
+	}
+	if (!at)
+		return strcpy(out, url);
 	memcpy(out, url, head);
 	strcpy(out + head, at + 1);
 	return out;
@@ -109,9 +107,16 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
 		return CURL_WRITEFUNC_PAUSE;
 	}
 	s->drop -= dropped;
-	memcpy(s->dst + s->dst_got, data + dropped, to_dst);
-	s->dst_got += to_dst;
+	if (to_dst) {
+		memcpy(s->dst + s->dst_got, data + dropped, to_dst);
+		s->dst_got += to_dst;
+	}
 	stash(s, data + dropped + to_dst, keep - to_dst);
+	if (s->xfer_pos == s->magic_len && s->magic_len < sizeof(s->magic)) {
+		size_t m = MIN(n, sizeof(s->magic) - s->magic_len);
+		memcpy(s->magic + s->magic_len, data, m);
+		s->magic_len += m;
+	}
 	s->xfer_pos += n;
 	now(&s->last_progress);
 	if (s->xfer_pos - s->attempt_start >= (1u << 20))
@@ -228,14 +233,14 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *ud)
 	struct url_stream *s = ud;
 	struct url_response *r = &s->resp;
 	size_t n = size * nitems;
-	const char *end = data + n, *v;
+	const char *end = data + n, *v = data;
 
 	if (!s->http)
 		return n;
 	now(&s->last_progress);
 	if (n >= 5 && !strncmp(data, "HTTP/", 5)) {
 		parse_status(r, data, end);
-	} else if (header_value((const char **)&data, end) == 0) {
+	} else if (header_value(&v, end) == 0) {
 		return headers_end(s) ? n : 0;
 	} else if (is_header(data, n, "ETag", &v)) {
 		copy_value(r->v.etag, sizeof(r->v.etag), v,
@@ -448,8 +453,18 @@ int url_pump(struct url_stream *s, enum url_want want, struct bmaptk_error *err)
 	while (!s->done && !enough(s, want)) {
 		double idle;
 		if (s->paused) {
+			CURLcode rc;
 			s->paused = 0;
-			curl_easy_pause(s->easy, CURLPAUSE_CONT);
+			rc = curl_easy_pause(s->easy, CURLPAUSE_CONT);
+			if (rc) {
+				if (!s->fail.set)
+					url_fail(s, 0, 0,
+						 "libcurl cannot resume: %s",
+						 curl_easy_strerror(rc));
+				s->done = 1;
+				s->result = rc;
+				break;
+			}
 			if (enough(s, want))
 				break;
 		}
@@ -463,7 +478,7 @@ int url_pump(struct url_stream *s, enum url_want want, struct bmaptk_error *err)
 			break;
 		idle = since(&s->last_progress);
 		if (limit > 0 && idle >= limit) {
-			url_fail(s, 1, ETIMEDOUT,
+			url_fail(s, s->answered, ETIMEDOUT,
 				 "the transfer stalled (no data for %d s)",
 				 s->opts.timeout_sec);
 			s->done = 1;
