@@ -49,7 +49,9 @@ static int run(int argc, char **argv)
 		       m->name, m->priority, m->version ? m->version : "-",
 		       origin, "", m->description ? m->description : "");
 	}
-	printf("\nplugin directory: %s\n", bmaptk_default_plugin_dir());
+	printf("\nWhen several modules claim the same input, the higher PRIO "
+	       "wins.\nplugin directory: %s\n",
+	       bmaptk_default_plugin_dir());
 	return 0;
 }
 

@@ -15,6 +15,25 @@ void registry_close_handle(void *handle)
 	(void)handle;
 }
 
+/* The same file reached twice (a directory in two search paths) is
+ * loaded once. */
+static int already_loaded(const struct bmaptk_registry *reg, const char *path)
+{
+	char *real = realpath(path, NULL);
+	const char *origin;
+	int seen = 0;
+
+	for (size_t i = 0; real && !seen &&
+			   bmaptk_registry_get(reg, i, &origin);
+	     i++) {
+		char *o = realpath(origin, NULL);
+		seen = o && !strcmp(o, real);
+		free(o);
+	}
+	free(real);
+	return seen;
+}
+
 int bmaptk_registry_load_plugin(struct bmaptk_registry *reg,
 				const char *path, struct bmaptk_error *err)
 {
@@ -23,6 +42,8 @@ int bmaptk_registry_load_plugin(struct bmaptk_registry *reg,
 	void *handle;
 	int added = 0;
 
+	if (already_loaded(reg, path))
+		return 0;
 	handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (!handle) {
 		bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
