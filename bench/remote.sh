@@ -99,7 +99,7 @@ BENCH_BEFORE='rm -f "$out"'
 bench_time "$runs" "$BMAPTK" copy "$url" "$out" || bench_die "bmaptk copy failed"
 tk=$BEST_S
 bench_row "bmaptk copy URL (raw)" "$BEST_S" "$BEST_RSS" \
-	"$requests requests, $((raw_sent / MIB)) MiB sent for $((mapped_bytes / MIB)) MiB mapped"
+	"$requests requests, $raw_sent bytes sent for $mapped_bytes mapped"
 : >"$n/access.log"
 bench_time 1 bmaptool copy "$url" "$out" || bench_die "bmaptool copy failed"
 tool_sent=$(sent /disk.img)

@@ -34,8 +34,7 @@ const char *bmaptk_hash_name(enum bmaptk_hash_type type);
 struct bmaptk_hasher; /* opaque; one running digest */
 struct bmaptk_hasher *bmaptk_hasher_new(enum bmaptk_hash_type type);
 void bmaptk_hasher_reset(struct bmaptk_hasher *h);
-void bmaptk_hasher_update(struct bmaptk_hasher *h, const void *buf,
-			  size_t len);
+void bmaptk_hasher_update(struct bmaptk_hasher *h, const void *buf, size_t len);
 /* Writes bmaptk_hash_size() bytes into out and resets h. */
 void bmaptk_hasher_final(struct bmaptk_hasher *h, unsigned char *out);
 void bmaptk_hasher_free(struct bmaptk_hasher *h);
@@ -63,8 +62,9 @@ struct bmaptk_bmap {
 };
 
 /* Byte span of a range: [*off, *off + *len), clipped to the image size. */
-void bmaptk_range_span(const struct bmaptk_bmap *b, const struct bmaptk_range *r,
-		       uint64_t *off, uint64_t *len);
+void bmaptk_range_span(const struct bmaptk_bmap *b,
+		       const struct bmaptk_range *r, uint64_t *off,
+		       uint64_t *len);
 uint64_t bmaptk_bmap_mapped_bytes(const struct bmaptk_bmap *b);
 
 #define BMAPTK_BMAP_MAX_FILE (256u << 20) /* refuse larger bmap files */
@@ -81,7 +81,8 @@ void bmaptk_bmap_free(struct bmaptk_bmap *b);
  * NUL-terminated document, or NULL on allocation failure. */
 char *bmaptk_bmap_format(const struct bmaptk_bmap *b, size_t *len);
 
-/* ---- registry of modules -------------------------------------------------- */
+/* ---- registry of modules --------------------------------------------------
+ */
 
 struct bmaptk_registry;
 
@@ -101,12 +102,13 @@ typedef void (*bmaptk_warn_fn)(void *ctx, const char *message);
 int bmaptk_registry_load_dir(struct bmaptk_registry *reg, const char *dir,
 			     bmaptk_warn_fn warn, void *ctx);
 /* Load one plugin file. Returns modules added, or -1 with err set. */
-int bmaptk_registry_load_plugin(struct bmaptk_registry *reg,
-				const char *path, struct bmaptk_error *err);
+int bmaptk_registry_load_plugin(struct bmaptk_registry *reg, const char *path,
+				struct bmaptk_error *err);
 
 size_t bmaptk_registry_count(const struct bmaptk_registry *reg);
-const struct bmaptk_module *bmaptk_registry_get(
-	const struct bmaptk_registry *reg, size_t i, const char **origin);
+const struct bmaptk_module *
+bmaptk_registry_get(const struct bmaptk_registry *reg, size_t i,
+		    const char **origin);
 
 /* Open IMAGE (a path, "-" or a URL) and wrap it in the codecs its bytes
  * call for. */
@@ -131,7 +133,8 @@ struct bmaptk_sink *bmaptk_open_sink(const struct bmaptk_registry *reg,
 				     const struct bmaptk_sink_opts *opts,
 				     struct bmaptk_error *err);
 
-/* ---- bmap discovery --------------------------------------------------------- */
+/* ---- bmap discovery ---------------------------------------------------------
+ */
 
 /* Find the bmap of IMAGE as bmaptool does: IMAGE.bmap, then strip one
  * extension at a time and add ".bmap" (for URLs, on the path part, keeping
@@ -147,7 +150,8 @@ char *bmaptk_bmap_candidate(const char *image, unsigned i);
 /* location with suffix added to its path (before a URL's query), malloc'd. */
 char *bmaptk_add_suffix(const char *location, const char *suffix);
 
-/* ---- progress, shared by the engines ----------------------------------------- */
+/* ---- progress, shared by the engines
+ * ----------------------------------------- */
 
 struct bmaptk_progress {
 	/* Called from the engine's threads, at most every few MiB. */
@@ -155,7 +159,8 @@ struct bmaptk_progress {
 	void *ctx;
 };
 
-/* ---- create --------------------------------------------------------------- */
+/* ---- create ---------------------------------------------------------------
+ */
 
 struct bmaptk_create_opts {
 	int no_checksum;
@@ -165,7 +170,7 @@ struct bmaptk_create_opts {
 	/* Codecs for scan_zeros and for Android sparse images, whose holes
 	 * come from the format. NULL: the file is mapped as it is. */
 	const struct bmaptk_registry *reg;
-	int force_seek;	 /* use SEEK_DATA/SEEK_HOLE even where FIEMAP works */
+	int force_seek;	  /* use SEEK_DATA/SEEK_HOLE even where FIEMAP works */
 	unsigned threads; /* 0: one per online CPU */
 	struct bmaptk_progress progress;
 	volatile sig_atomic_t *interrupted;
@@ -175,7 +180,8 @@ struct bmaptk_create_opts {
 int bmaptk_create(const char *image, const struct bmaptk_create_opts *opts,
 		  struct bmaptk_bmap **out, struct bmaptk_error *err);
 
-/* ---- copy ----------------------------------------------------------------- */
+/* ---- copy -----------------------------------------------------------------
+ */
 
 struct bmaptk_copy_opts {
 	const struct bmaptk_bmap *bmap; /* NULL: --nobmap, the whole stream */
@@ -207,7 +213,8 @@ struct bmaptk_copy_stats {
 	uint64_t done_bytes;   /* image bytes handed to the sinks */
 	size_t ranges_verified;
 	double seconds;
-	struct bmaptk_sink_result *sinks; /* caller's array of nsinks, or NULL */
+	struct bmaptk_sink_result
+	    *sinks; /* caller's array of nsinks, or NULL */
 };
 
 /* Stream IMAGE's mapped bytes into every sink, hashing each range. A sink
@@ -225,13 +232,14 @@ int bmaptk_sink_clear_holes(struct bmaptk_sink *sink,
 			    const struct bmaptk_bmap *b, int discard,
 			    struct bmaptk_error *err);
 
-/* ---- OpenPGP signatures of bmaps (gpgme) ----------------------------------- */
+/* ---- OpenPGP signatures of bmaps (gpgme) -----------------------------------
+ */
 
 struct bmaptk_signature {
-	int good;	/* cryptographically good, key usable, not expired */
-	char fpr[64];	/* signer's fingerprint */
-	char uid[256];	/* signer's first user id, if the key is known */
-	char why[128];	/* what is wrong when !good */
+	int good;      /* cryptographically good, key usable, not expired */
+	char fpr[64];  /* signer's fingerprint */
+	char uid[256]; /* signer's first user id, if the key is known */
+	char why[128]; /* what is wrong when !good */
 };
 
 #define BMAPTK_CLEARSIGN_MARKER "-----BEGIN PGP SIGNED MESSAGE-----"
@@ -249,7 +257,8 @@ int bmaptk_verify_signature(const char *data, size_t len, const char *sig,
 			    size_t *nsigs, char **plain, size_t *plain_len,
 			    struct bmaptk_error *err);
 
-/* ---- check ---------------------------------------------------------------- */
+/* ---- check ----------------------------------------------------------------
+ */
 
 struct bmaptk_check_opts {
 	int cached;	  /* allow page-cache reads (default: the medium) */

@@ -33,9 +33,9 @@ extern "C" {
 /* Status codes double as the command-line exit codes. */
 enum bmaptk_status {
 	BMAPTK_OK = 0,
-	BMAPTK_ERR_VERIFY = 1,	/* data or signature does not verify */
-	BMAPTK_ERR_USAGE = 2,	/* bad arguments or bad input files */
-	BMAPTK_ERR_IO = 3,	/* I/O, network or resource failure */
+	BMAPTK_ERR_VERIFY = 1, /* data or signature does not verify */
+	BMAPTK_ERR_USAGE = 2,  /* bad arguments or bad input files */
+	BMAPTK_ERR_IO = 3,     /* I/O, network or resource failure */
 	BMAPTK_ERR_INTERRUPTED = 130,
 };
 
@@ -52,7 +52,7 @@ struct bmaptk_error {
  * Inline so plugins need no symbol from the host. */
 static inline int bmaptk_set_error(struct bmaptk_error *err, int status,
 				   int sys_errno, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 static inline int bmaptk_set_error(struct bmaptk_error *err, int status,
 				   int sys_errno, const char *fmt, ...)
 {
@@ -112,8 +112,8 @@ struct bmaptk_sink_ops {
 	int (*pwrite)(struct bmaptk_sink *s, const void *buf, size_t len,
 		      uint64_t off, struct bmaptk_error *err);
 	/* Optional: read back len bytes at off (check, skip-unchanged). */
-	int (*pread)(struct bmaptk_sink *s, void *buf, size_t len,
-		     uint64_t off, struct bmaptk_error *err);
+	int (*pread)(struct bmaptk_sink *s, void *buf, size_t len, uint64_t off,
+		     struct bmaptk_error *err);
 	/* Optional: tell the medium that [off, off+len) holds nothing
 	 * (BLKDISCARD; a file punches a hole). What it reads afterwards is
 	 * the device's business (zeros for files). */
@@ -134,7 +134,7 @@ struct bmaptk_sink_ops {
 
 struct bmaptk_sink {
 	const struct bmaptk_sink_ops *ops;
-	const char *name;   /* the destination path; outlives the sink */
+	const char *name; /* the destination path; outlives the sink */
 	int is_blockdev;
 	int created; /* the sink created this file */
 };
@@ -142,14 +142,15 @@ struct bmaptk_sink {
 #define BMAPTK_BUFFER_ALIGN 4096
 
 struct bmaptk_sink_opts {
-	uint64_t image_size;   /* BMAPTK_SIZE_UNKNOWN when streaming w/o bmap */
-	int removable_only;    /* --removable-device */
-	int allow_direct;      /* may use O_DIRECT */
-	int keep_data;	       /* an existing file keeps its bytes (for
-				  comparing); the host clears the holes */
+	uint64_t image_size; /* BMAPTK_SIZE_UNKNOWN when streaming w/o bmap */
+	int removable_only;  /* --removable-device */
+	int allow_direct;    /* may use O_DIRECT */
+	int keep_data;	     /* an existing file keeps its bytes (for
+				comparing); the host clears the holes */
 };
 
-/* ---- modules -------------------------------------------------------------- */
+/* ---- modules --------------------------------------------------------------
+ */
 
 enum bmaptk_module_kind {
 	BMAPTK_MODULE_SOURCE = 1,
@@ -165,7 +166,8 @@ struct bmaptk_source_opts {
 };
 
 struct bmaptk_source_module {
-	/* Bid for a location ("-", a path, a URL): 0 = not mine, higher wins. */
+	/* Bid for a location ("-", a path, a URL): 0 = not mine, higher wins.
+	 */
 	int (*probe)(const char *location);
 	/* Open the location as a stream. A missing file is an error with
 	 * sys_errno == ENOENT, so callers can try the next candidate. */
@@ -213,10 +215,10 @@ struct bmaptk_module {
 
 /* The one symbol a plugin exports. host_abi is the host's
  * BMAPTK_ABI_VERSION; return NULL if the plugin cannot serve it. */
-#define BMAPTK_PLUGIN_ENTRY bmaptk_plugin_modules
+#define BMAPTK_PLUGIN_ENTRY	 bmaptk_plugin_modules
 #define BMAPTK_PLUGIN_ENTRY_NAME "bmaptk_plugin_modules"
 typedef const struct bmaptk_module *const *(*bmaptk_plugin_entry_fn)(
-	int host_abi);
+    int host_abi);
 
 #ifdef __cplusplus
 }

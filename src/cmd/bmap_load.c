@@ -44,12 +44,11 @@ static int find_signature(const char *bmap_path, char **sig, size_t *len,
 	}
 	for (size_t i = 0; i < 2; i++) {
 		char *cand = bmaptk_add_suffix(bmap_path, suffixes[i]);
-		int rc = cand ? bmaptk_read_all(cli_registry(), cand,
-						&cli.source,
-						BMAPTK_BMAP_MAX_FILE, sig, len,
-						err)
-			      : bmaptk_set_error(err, BMAPTK_ERR_IO, ENOMEM,
-						 "out of memory");
+		int rc =
+		    cand ? bmaptk_read_all(cli_registry(), cand, &cli.source,
+					   BMAPTK_BMAP_MAX_FILE, sig, len, err)
+			 : bmaptk_set_error(err, BMAPTK_ERR_IO, ENOMEM,
+					    "out of memory");
 		if (!rc) {
 			cli_info("discovered signature file for bmap '%s'",
 				 cand);
@@ -69,20 +68,24 @@ static int judge(const struct bmaptk_signature *sigs, size_t n,
 	int seen = 0;
 
 	if (n == 0)
-		cli_warn("%s: the signature does not actually contain any valid "
-			 "signatures",
-			 name);
+		cli_warn(
+		    "%s: the signature does not actually contain any valid "
+		    "signatures",
+		    name);
 	for (size_t i = 0; i < n && cli.sig.fingerprint; i++)
 		seen |= !strcasecmp(sigs[i].fpr, cli.sig.fingerprint);
 	if (cli.sig.fingerprint && !seen)
-		return bmaptk_set_error(err, BMAPTK_ERR_VERIFY, 0,
-					"requested fingerprint %s did not sign the bmap file (%s)",
-					cli.sig.fingerprint, name);
+		return bmaptk_set_error(
+		    err, BMAPTK_ERR_VERIFY, 0,
+		    "requested fingerprint %s did not sign the bmap file (%s)",
+		    cli.sig.fingerprint, name);
 	for (size_t i = 0; i < n; i++) {
 		if (!sigs[i].good)
-			return bmaptk_set_error(err, BMAPTK_ERR_VERIFY, 0,
-						"discovered a BAD GPG signature: %s (fingerprint %s: %s); fix the problem or use --no-sig-verify",
-						name, sigs[i].fpr, sigs[i].why);
+			return bmaptk_set_error(
+			    err, BMAPTK_ERR_VERIFY, 0,
+			    "discovered a BAD GPG signature: %s (fingerprint "
+			    "%s: %s); fix the problem or use --no-sig-verify",
+			    name, sigs[i].fpr, sigs[i].why);
 		cli_info("successfully verified bmap file signature of %s "
 			 "(fingerprint %s)",
 			 sigs[i].uid[0] ? sigs[i].uid : "unknown uid",
@@ -107,21 +110,20 @@ static int check_signature(const char *bmap_path, char **data, size_t *len,
 	else if (cli.sig.no_verify) {
 		cli.sig_state = "not-checked";
 		return 0;
-	}
-	else if ((rc = find_signature(bmap_path, &sig, &sig_len, &sig_path,
-				      err)))
+	} else if ((rc = find_signature(bmap_path, &sig, &sig_len, &sig_path,
+					err)))
 		return rc;
 	if (!clear && !sig) {
 		if (cli.sig.fingerprint || cli.sig.keyring)
-			return bmaptk_set_error(err, BMAPTK_ERR_VERIFY, 0,
-						"no signature found but --%s given",
-						cli.sig.fingerprint ? "fingerprint"
-								    : "keyring");
+			return bmaptk_set_error(
+			    err, BMAPTK_ERR_VERIFY, 0,
+			    "no signature found but --%s given",
+			    cli.sig.fingerprint ? "fingerprint" : "keyring");
 		return 0;
 	}
-	rc = bmaptk_verify_signature(*data, *len, sig, sig_len,
-				     cli.sig.keyring, sig ? sig_path : bmap_path,
-				     &sigs, &nsigs, &plain, &plain_len, err);
+	rc = bmaptk_verify_signature(*data, *len, sig, sig_len, cli.sig.keyring,
+				     sig ? sig_path : bmap_path, &sigs, &nsigs,
+				     &plain, &plain_len, err);
 	if (!rc && !cli.sig.no_verify)
 		rc = judge(sigs, nsigs, sig ? sig_path : bmap_path, err);
 	if (!rc)
@@ -152,8 +154,9 @@ int cli_load_bmap(const char *path, const char *image,
 	if (!path && !image)
 		return 0;
 	if (cli.sig.bmap_sig && cli.sig.no_verify)
-		return bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
-					"--bmap-sig and --no-sig-verify cannot be used together");
+		return bmaptk_set_error(
+		    err, BMAPTK_ERR_USAGE, 0,
+		    "--bmap-sig and --no-sig-verify cannot be used together");
 	if (path) {
 		rc = read_named(path, "bmap file", &data, &len, err);
 		if (!rc && !(*bmap_path = strdup(path)))

@@ -14,11 +14,13 @@ struct check_args {
 };
 
 static const struct cli_option options[] = {
-	{"bmap", 0, "BMAP", "the bmap file (default: the first operand if it "
-			    "is one, else found next to the image)"},
-	{"cached", 0, NULL, "allow reads from the page cache (faster, proves "
-			    "less)"},
-	{0},
+    {"bmap", 0, "BMAP",
+     "the bmap file (default: the first operand if it "
+     "is one, else found next to the image)"},
+    {"cached", 0, NULL,
+     "allow reads from the page cache (faster, proves "
+     "less)"},
+    {0},
 };
 
 static int on_option(const struct cli_option *opt, const char *arg, void *ctx)
@@ -44,7 +46,8 @@ static void report_bad(void *ctx, const struct bmaptk_bmap *b, size_t index,
 	struct check_run *run = ctx;
 	const struct bmaptk_range *r = &b->ranges[index];
 	size_t dlen = bmaptk_hash_size(b->hash_type);
-	char want_hex[2 * BMAPTK_HASH_MAX + 1], got_hex[2 * BMAPTK_HASH_MAX + 1];
+	char want_hex[2 * BMAPTK_HASH_MAX + 1],
+	    got_hex[2 * BMAPTK_HASH_MAX + 1];
 	size_t *grown = realloc(run->bad, (run->nbad + 1) * sizeof(*grown));
 	uint64_t off, len;
 
@@ -58,8 +61,10 @@ static void report_bad(void *ctx, const struct bmaptk_bmap *b, size_t index,
 	if (cli.json) {
 		json_t *f = json_object();
 		json_object_set_new(f, "dest", ev_string(run->dest));
-		json_object_set_new(f, "first_block", json_integer((json_int_t)r->first));
-		json_object_set_new(f, "last_block", json_integer((json_int_t)r->last));
+		json_object_set_new(f, "first_block",
+				    json_integer((json_int_t)r->first));
+		json_object_set_new(f, "last_block",
+				    json_integer((json_int_t)r->last));
 		json_object_set_new(f, "offset", json_integer((json_int_t)off));
 		json_object_set_new(f, "length", json_integer((json_int_t)len));
 		json_object_set_new(f, "expected", json_string(want_hex));
@@ -102,14 +107,15 @@ int cli_run_check(const struct bmaptk_bmap *b, const char *dest, int cached,
 	}
 	if (rc && rc != BMAPTK_ERR_VERIFY)
 		return cli_fail(&err);
-	cli_info("%s: %zu of %zu ranges verified, %zu bad (%s read%s in %.2f s, "
-		 "%s/s)",
-		 dest, st.ranges - st.bad, st.ranges, st.bad,
-		 human_size(st.bytes, bytes, sizeof(bytes)),
-		 st.direct ? " from the medium" : "", st.seconds,
-		 human_size((uint64_t)((double)st.bytes /
-				       (st.seconds > 0 ? st.seconds : 1e-9)),
-			    rate, sizeof(rate)));
+	cli_info(
+	    "%s: %zu of %zu ranges verified, %zu bad (%s read%s in %.2f s, "
+	    "%s/s)",
+	    dest, st.ranges - st.bad, st.ranges, st.bad,
+	    human_size(st.bytes, bytes, sizeof(bytes)),
+	    st.direct ? " from the medium" : "", st.seconds,
+	    human_size((uint64_t)((double)st.bytes /
+				  (st.seconds > 0 ? st.seconds : 1e-9)),
+		       rate, sizeof(rate)));
 	if (rc)
 		ev_note_error(err.message);
 	return rc;
@@ -157,8 +163,9 @@ static int run(int argc, char **argv)
 		return BMAPTK_ERR_IO;
 	}
 	cli_catch_signals();
-	bmap_opt = a.bmap ? a.bmap
-			  : cli_looks_like_bmap(argv[first]) ? argv[first] : NULL;
+	bmap_opt = a.bmap			      ? a.bmap
+		   : cli_looks_like_bmap(argv[first]) ? argv[first]
+						      : NULL;
 	rc = cli_load_bmap(bmap_opt, argv[first], &bmap, &bmap_path, &err);
 	if (rc)
 		return cli_fail(&err);
@@ -170,17 +177,17 @@ static int run(int argc, char **argv)
 }
 
 const struct cmd cmd_check = {
-	.name = "check",
-	.summary = "verify that a medium holds an image",
-	.usage = "[--bmap BMAP] [--cached] IMAGE-or-BMAP DEST",
-	.description =
-		"Reads every mapped range of DEST and compares it with the\n"
-		"bmap's checksums, bypassing the page cache (O_DIRECT, or the\n"
-		"cache dropped first) so the medium itself is read. Reports\n"
-		"every bad range and ends with \"N of M ranges verified, K bad\".\n"
-		"The bmap is given with --bmap, as the first operand, or found\n"
-		"next to IMAGE as copy finds it. Exit 1 when any range is bad.",
-	.options = options,
-	.reads_images = 1,
-	.run = run,
+    .name = "check",
+    .summary = "verify that a medium holds an image",
+    .usage = "[--bmap BMAP] [--cached] IMAGE-or-BMAP DEST",
+    .description =
+	"Reads every mapped range of DEST and compares it with the\n"
+	"bmap's checksums, bypassing the page cache (O_DIRECT, or the\n"
+	"cache dropped first) so the medium itself is read. Reports\n"
+	"every bad range and ends with \"N of M ranges verified, K bad\".\n"
+	"The bmap is given with --bmap, as the first operand, or found\n"
+	"next to IMAGE as copy finds it. Exit 1 when any range is bad.",
+    .options = options,
+    .reads_images = 1,
+    .run = run,
 };

@@ -15,23 +15,26 @@ struct cli_globals cli = {.source = {.retries = 5, .timeout_sec = 60},
 volatile sig_atomic_t cli_interrupted;
 
 static const struct cli_option common_options[] = {
-	{"quiet", 'q', NULL, "print only errors"},
-	{"debug", 'd', NULL, "print debugging details"},
-	{"json", 0, NULL, "report as JSON lines on stderr "
-			  "(docs/json-events.md)"},
-	{"plugin-dir", 0, "DIR", "load plugins from DIR as well"},
-	{"help", 'h', NULL, "print this help and exit"},
-	{0},
+    {"quiet", 'q', NULL, "print only errors"},
+    {"debug", 'd', NULL, "print debugging details"},
+    {"json", 0, NULL,
+     "report as JSON lines on stderr "
+     "(docs/json-events.md)"},
+    {"plugin-dir", 0, "DIR", "load plugins from DIR as well"},
+    {"help", 'h', NULL, "print this help and exit"},
+    {0},
 };
 
 static const struct cli_option remote_options[] = {
-	{"cacert", 0, "FILE", "trust the CA certificates in FILE for https"},
-	{"insecure", 0, NULL, "do not verify the server's TLS certificate"},
-	{"retries", 0, "N", "reconnect up to N times after a dropped "
-			   "connection (default 5)"},
-	{"timeout", 0, "SEC", "give up on a stalled transfer after SEC "
-			     "seconds (default 60)"},
-	{0},
+    {"cacert", 0, "FILE", "trust the CA certificates in FILE for https"},
+    {"insecure", 0, NULL, "do not verify the server's TLS certificate"},
+    {"retries", 0, "N",
+     "reconnect up to N times after a dropped "
+     "connection (default 5)"},
+    {"timeout", 0, "SEC",
+     "give up on a stalled transfer after SEC "
+     "seconds (default 60)"},
+    {0},
 };
 
 /* Handle one of remote_options; returns 0 or -1 after an error. */
@@ -47,8 +50,8 @@ static int on_remote_option(const struct cli_option *o, const char *arg)
 	} else {
 		v = strtol(arg, &end, 10);
 		if (*end || v < 0 || v > 100000) {
-			cli_error("--%s: '%s' is not a sensible number", o->name,
-				  arg);
+			cli_error("--%s: '%s' is not a sensible number",
+				  o->name, arg);
 			return -1;
 		}
 		if (!strcmp(o->name, "retries"))
@@ -60,12 +63,13 @@ static int on_remote_option(const struct cli_option *o, const char *arg)
 }
 
 static const struct cli_option sig_options[] = {
-	{"bmap-sig", 0, "FILE", "the bmap's detached OpenPGP signature "
-				"(default: BMAP.asc or BMAP.sig if present)"},
-	{"no-sig-verify", 0, NULL, "do not verify the bmap's signature"},
-	{"fingerprint", 0, "FPR", "require a signature by this key"},
-	{"keyring", 0, "FILE", "verify against the keys in FILE only"},
-	{0},
+    {"bmap-sig", 0, "FILE",
+     "the bmap's detached OpenPGP signature "
+     "(default: BMAP.asc or BMAP.sig if present)"},
+    {"no-sig-verify", 0, NULL, "do not verify the bmap's signature"},
+    {"fingerprint", 0, "FPR", "require a signature by this key"},
+    {"keyring", 0, "FILE", "verify against the keys in FILE only"},
+    {0},
 };
 
 static int on_sig_option(const struct cli_option *o, const char *arg)
@@ -147,13 +151,11 @@ static int on_common_option(const struct cmd *cmd, const struct cli_option *o,
 }
 
 /* The options cmd accepts, its own first, NULL-terminated. */
-static const struct cli_option **all_options(const struct cmd *cmd,
-					     size_t *n)
+static const struct cli_option **all_options(const struct cmd *cmd, size_t *n)
 {
 	const struct cli_option *tables[] = {
-		cmd->options, cmd->reads_images ? remote_options : NULL,
-		cmd->reads_images ? sig_options : NULL,
-		common_options};
+	    cmd->options, cmd->reads_images ? remote_options : NULL,
+	    cmd->reads_images ? sig_options : NULL, common_options};
 	const struct cli_option **all;
 	size_t k = 0;
 
@@ -212,7 +214,8 @@ int cli_parse(const struct cmd *cmd, int argc, char **argv,
 			if (c == 1000 + (int)i || c == all[i]->short_name)
 				o = all[i];
 		if (!o) {
-			cli_error("%s: bad or incomplete option '%s' (see bmaptk %s --help)",
+			cli_error("%s: bad or incomplete option '%s' (see "
+				  "bmaptk %s --help)",
 				  cmd->name, argv[optind - 1], cmd->name);
 			rc = -1;
 		} else if (is_in(o, common_options)) {
@@ -239,7 +242,8 @@ static void vmessage(const char *level, const char *fmt, va_list ap)
 	if (!strcmp(level, "error"))
 		ev_note_error(line);
 	if (!cli.json) {
-		fprintf(stderr, "bmaptk: %s%s%s\n", strcmp(level, "info") ? level : "",
+		fprintf(stderr, "bmaptk: %s%s%s\n",
+			strcmp(level, "info") ? level : "",
 			strcmp(level, "info") ? ": " : "", line);
 		return;
 	}

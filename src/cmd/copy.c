@@ -12,30 +12,38 @@
 #include "util.h"
 
 static const struct cli_option options[] = {
-	{"bmap", 0, "BMAP", "the bmap file (default: found next to IMAGE)"},
-	{"nobmap", 0, NULL, "copy the whole image, without a bmap (unverified)"},
-	{"no-verify", 0, NULL, "do not verify the ranges' checksums"},
-	{"psplash-pipe", 0, "PATH", "write progress to psplash's pipe"},
-	{"removable-device", 0, NULL,
-	 "refuse a DEST that is not a removable block device"},
-	{"check", 0, NULL, "read each DEST back from the medium afterwards, "
-			   "rewrite bad ranges (see bmaptk check)"},
-	{"rewrite-tries", 0, "N", "with --check: rewrite bad ranges up to N "
-				  "times (default 2)"},
-	{"skip-unchanged", 0, NULL, "read DEST first and write only the "
-				    "chunks that differ"},
-	{"discard", 0, NULL, "discard the unmapped ranges (BLKDISCARD; holes "
-			     "in a file)"},
-	{"zero-holes", 0, NULL, "make the unmapped ranges read as zeros "
-				"(BLKZEROOUT; holes in a file)"},
-	{"force", 0, NULL, "create DEST under /dev even if no such device "
-			   "exists"},
-	{"to", 0, "FORMAT", "write DEST as FORMAT: auto (default: by the "
-			    "destination, .simg names an Android sparse "
-			    "image), file, blockdev, simg, simg-crc"},
-	{"simg-crc", 0, NULL, "write DEST as an Android sparse image with a "
-			      "CRC32 chunk (same as --to simg-crc)"},
-	{0},
+    {"bmap", 0, "BMAP", "the bmap file (default: found next to IMAGE)"},
+    {"nobmap", 0, NULL, "copy the whole image, without a bmap (unverified)"},
+    {"no-verify", 0, NULL, "do not verify the ranges' checksums"},
+    {"psplash-pipe", 0, "PATH", "write progress to psplash's pipe"},
+    {"removable-device", 0, NULL,
+     "refuse a DEST that is not a removable block device"},
+    {"check", 0, NULL,
+     "read each DEST back from the medium afterwards, "
+     "rewrite bad ranges (see bmaptk check)"},
+    {"rewrite-tries", 0, "N",
+     "with --check: rewrite bad ranges up to N "
+     "times (default 2)"},
+    {"skip-unchanged", 0, NULL,
+     "read DEST first and write only the "
+     "chunks that differ"},
+    {"discard", 0, NULL,
+     "discard the unmapped ranges (BLKDISCARD; holes "
+     "in a file)"},
+    {"zero-holes", 0, NULL,
+     "make the unmapped ranges read as zeros "
+     "(BLKZEROOUT; holes in a file)"},
+    {"force", 0, NULL,
+     "create DEST under /dev even if no such device "
+     "exists"},
+    {"to", 0, "FORMAT",
+     "write DEST as FORMAT: auto (default: by the "
+     "destination, .simg names an Android sparse "
+     "image), file, blockdev, simg, simg-crc"},
+    {"simg-crc", 0, NULL,
+     "write DEST as an Android sparse image with a "
+     "CRC32 chunk (same as --to simg-crc)"},
+    {0},
 };
 
 static int on_option(const struct cli_option *opt, const char *arg, void *ctx)
@@ -71,9 +79,10 @@ static int on_option(const struct cli_option *opt, const char *arg, void *ctx)
 		char *end;
 		long v = strtol(arg, &end, 10);
 		if (*end || v < 0 || v > 100) {
-			cli_error("--rewrite-tries: '%s' is not a number from 0 "
-				  "to 100",
-				  arg);
+			cli_error(
+			    "--rewrite-tries: '%s' is not a number from 0 "
+			    "to 100",
+			    arg);
 			return -1;
 		}
 		a->rewrite_tries = (int)v;
@@ -97,11 +106,11 @@ static void read_test_switch(struct copy_args *a)
 
 static const char *bmap_only_option(const struct copy_args *a)
 {
-	return a->check		 ? "--check"
+	return a->check		   ? "--check"
 	       : a->skip_unchanged ? "--skip-unchanged"
-	       : a->discard	 ? "--discard"
-	       : a->zero_holes	 ? "--zero-holes"
-				 : NULL;
+	       : a->discard	   ? "--discard"
+	       : a->zero_holes	   ? "--zero-holes"
+				   : NULL;
 }
 
 static int check_args(const struct copy_args *a, const char *image,
@@ -117,9 +126,10 @@ static int check_args(const struct copy_args *a, const char *image,
 	} else if (!strcmp(image, "-") && !a->bmap && !a->nobmap) {
 		cli_error("-: an image on stdin needs --bmap (or --nobmap)");
 	} else if (strcmp(image, "-") && cli_looks_like_bmap(image)) {
-		cli_error("%s: this is a bmap file, not an image; make sure you "
-			  "are writing your image and not the bmap file",
-			  image);
+		cli_error(
+		    "%s: this is a bmap file, not an image; make sure you "
+		    "are writing your image and not the bmap file",
+		    image);
 	} else {
 		for (int i = 0; i < ndests; i++)
 			if (dest_precheck(a, dests[i]))
@@ -143,7 +153,8 @@ static int check_image_size(const struct bmaptk_stream *img,
 	if (img->size >= off + len)
 		return 0;
 	return bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
-				"%s: the image has %llu bytes, but the bmap maps data up to byte %llu",
+				"%s: the image has %llu bytes, but the bmap "
+				"maps data up to byte %llu",
 				image, (unsigned long long)img->size,
 				(unsigned long long)(off + len));
 }
@@ -157,23 +168,23 @@ static void emit_start(const char *image, const char *bmap_path,
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(list, ev_string(dests[i].path));
 	json_object_set_new(f, "image", ev_string(image));
-	json_object_set_new(f, "bmap", bmap_path ? ev_string(bmap_path)
-						 : json_null());
+	json_object_set_new(f, "bmap",
+			    bmap_path ? ev_string(bmap_path) : json_null());
 	json_object_set_new(f, "dests", list);
 	if (bmap) {
 		json_object_set_new(f, "image_size",
 				    json_integer((json_int_t)bmap->image_size));
 		json_object_set_new(
-			f, "mapped_bytes",
-			json_integer((json_int_t)bmaptk_bmap_mapped_bytes(bmap)));
+		    f, "mapped_bytes",
+		    json_integer((json_int_t)bmaptk_bmap_mapped_bytes(bmap)));
 	}
 	ev_emit("start", f);
 	if (!bmap)
 		return;
 	f = json_object();
 	json_object_set_new(f, "source", ev_string(bmap_path));
-	json_object_set_new(f, "version", json_sprintf("%u.%u", bmap->major,
-							 bmap->minor));
+	json_object_set_new(f, "version",
+			    json_sprintf("%u.%u", bmap->major, bmap->minor));
 	json_object_set_new(f, "checksums", json_boolean(bmap->range_digests));
 	json_object_set_new(f, "signature", json_string(cli.sig_state));
 	ev_emit("bmap", f);
@@ -194,31 +205,36 @@ static void summarize(const char *image, const struct bmaptk_copy_stats *st,
 		if (n == 1)
 			snprintf(where, sizeof(where), "%s", dests[0].path);
 		else
-			snprintf(where, sizeof(where), "%zu of %zu destinations",
-				 ok, n);
-		cli_info("copied %s to %s: image %s, mapped %s in %.2f s (%s/s), "
-			 "%zu ranges verified%s",
-			 image, where,
-			 human_size(st->image_size, size, sizeof(size)),
-			 human_size(st->mapped_bytes, mapped, sizeof(mapped)),
-			 st->seconds,
-			 human_size((uint64_t)((double)st->done_bytes / secs),
-				    rate, sizeof(rate)),
-			 st->ranges_verified,
-			 verified ? "" : " (verification off)");
+			snprintf(where, sizeof(where),
+				 "%zu of %zu destinations", ok, n);
+		cli_info(
+		    "copied %s to %s: image %s, mapped %s in %.2f s (%s/s), "
+		    "%zu ranges verified%s",
+		    image, where,
+		    human_size(st->image_size, size, sizeof(size)),
+		    human_size(st->mapped_bytes, mapped, sizeof(mapped)),
+		    st->seconds,
+		    human_size((uint64_t)((double)st->done_bytes / secs), rate,
+			       sizeof(rate)),
+		    st->ranges_verified, verified ? "" : " (verification off)");
 		return;
 	}
 	if (!cli.json)
 		return;
 	f = json_object();
-	json_object_set_new(f, "image_size", json_integer((json_int_t)st->image_size));
-	json_object_set_new(f, "mapped_bytes", json_integer((json_int_t)st->mapped_bytes));
+	json_object_set_new(f, "image_size",
+			    json_integer((json_int_t)st->image_size));
+	json_object_set_new(f, "mapped_bytes",
+			    json_integer((json_int_t)st->mapped_bytes));
 	json_object_set_new(f, "seconds", json_real(st->seconds));
-	json_object_set_new(f, "rate", json_real((double)st->done_bytes / secs));
-	json_object_set_new(f, "ranges_verified", json_integer((json_int_t)st->ranges_verified));
+	json_object_set_new(f, "rate",
+			    json_real((double)st->done_bytes / secs));
+	json_object_set_new(f, "ranges_verified",
+			    json_integer((json_int_t)st->ranges_verified));
 	json_object_set_new(f, "verified", json_boolean(verified));
 	json_object_set_new(f, "dests_ok", json_integer((json_int_t)ok));
-	json_object_set_new(f, "dests_failed", json_integer((json_int_t)(n - ok)));
+	json_object_set_new(f, "dests_failed",
+			    json_integer((json_int_t)(n - ok)));
 	ev_emit("summary", f);
 }
 
@@ -227,11 +243,13 @@ static int write_all(const struct copy_args *a, struct bmaptk_stream *img,
 		     const struct bmaptk_bmap *bmap, struct dest *dests,
 		     size_t n, struct bmaptk_copy_stats *st)
 {
-	struct bmaptk_copy_opts co = {.bmap = bmap, .verify = !a->no_verify,
+	struct bmaptk_copy_opts co = {.bmap = bmap,
+				      .verify = !a->no_verify,
 				      .skip_unchanged = a->skip_unchanged,
 				      .interrupted = &cli_interrupted,
 				      .lose_write_at = a->lose_write_at,
-				      .lose_write_always = a->lose_write_always};
+				      .lose_write_always =
+					  a->lose_write_always};
 	struct bmaptk_sink **sinks = calloc(n, sizeof(*sinks));
 	struct bmaptk_sink_result *results = calloc(n, sizeof(*results));
 	size_t live = 0, *which = calloc(n, sizeof(*which));
@@ -262,9 +280,9 @@ static int write_all(const struct copy_args *a, struct bmaptk_stream *img,
 			dest_fail(d, &results[k].err);
 		else if (rc)
 			d->status = rc;
-		else if (d->sink->ops->finish(d->sink, bmap ? bmap->image_size
-							    : st->done_bytes,
-					      &err))
+		else if (d->sink->ops->finish(
+			     d->sink, bmap ? bmap->image_size : st->done_bytes,
+			     &err))
 			dest_fail(d, &err);
 	}
 	if (rc == BMAPTK_ERR_INTERRUPTED) {
@@ -336,7 +354,8 @@ static int run(int argc, char **argv)
 	if (first < 0)
 		return first == -2 ? 0 : BMAPTK_ERR_USAGE;
 	if (argc - first < 2) {
-		cli_error("copy: expected IMAGE and DEST (see bmaptk copy --help)");
+		cli_error(
+		    "copy: expected IMAGE and DEST (see bmaptk copy --help)");
 		return BMAPTK_ERR_USAGE;
 	}
 	image = argv[first];
@@ -352,8 +371,8 @@ static int run(int argc, char **argv)
 	cli_catch_signals();
 	rc = cli_load_bmap(a.bmap, a.nobmap ? NULL : image, &bmap, &bmap_path,
 			   &err);
-	if (!rc && !(img = bmaptk_open_image(cli_registry(), image,
-					     &cli.source, &err)))
+	if (!rc && !(img = bmaptk_open_image(cli_registry(), image, &cli.source,
+					     &err)))
 		rc = err.status;
 	if (!rc)
 		rc = check_image_size(img, bmap, image, &err);
@@ -364,9 +383,10 @@ static int run(int argc, char **argv)
 	if (bmap) {
 		cli_describe_bmap(bmap, bmap_path);
 		if (!bmap->range_digests && !a.no_verify)
-			cli_warn("%s: the bmap has no checksums; the data cannot "
-				 "be verified",
-				 bmap_path);
+			cli_warn(
+			    "%s: the bmap has no checksums; the data cannot "
+			    "be verified",
+			    bmap_path);
 	} else {
 		cli_info("no bmap given, copying the entire image");
 	}
@@ -381,23 +401,23 @@ out:
 }
 
 const struct cmd cmd_copy = {
-	.name = "copy",
-	.summary = "flash an image onto block devices or into files",
-	.usage = "[--bmap BMAP | --nobmap] [OPTIONS] IMAGE DEST [DEST...]",
-	.description =
-		"Writes the mapped blocks of IMAGE to each DEST and verifies\n"
-		"each range against the bmap's checksum; several DESTs are\n"
-		"written in parallel from one decode. IMAGE is a file, a URL\n"
-		"(http, https, ftp, sftp, file) or \"-\" (stdin, needs --bmap),\n"
-		"compressed with gzip, xz, bzip2 or zstd or not (recognised by\n"
-		"content). The bmap is looked for as IMAGE.bmap, then with\n"
-		"IMAGE's extensions stripped one at a time (disk.img.xz.bmap,\n"
-		"disk.img.bmap, disk.bmap). A DEST is a block device (refused if\n"
-		"mounted, in use or too small) or a regular file (created, or\n"
-		"made exactly the image; it stays sparse). A file created by a\n"
-		"failed copy is removed. A signed bmap (BMAP.asc, BMAP.sig or\n"
-		"clearsigned) is verified first.",
-	.options = options,
-	.reads_images = 1,
-	.run = run,
+    .name = "copy",
+    .summary = "flash an image onto block devices or into files",
+    .usage = "[--bmap BMAP | --nobmap] [OPTIONS] IMAGE DEST [DEST...]",
+    .description =
+	"Writes the mapped blocks of IMAGE to each DEST and verifies\n"
+	"each range against the bmap's checksum; several DESTs are\n"
+	"written in parallel from one decode. IMAGE is a file, a URL\n"
+	"(http, https, ftp, sftp, file) or \"-\" (stdin, needs --bmap),\n"
+	"compressed with gzip, xz, bzip2 or zstd or not (recognised by\n"
+	"content). The bmap is looked for as IMAGE.bmap, then with\n"
+	"IMAGE's extensions stripped one at a time (disk.img.xz.bmap,\n"
+	"disk.img.bmap, disk.bmap). A DEST is a block device (refused if\n"
+	"mounted, in use or too small) or a regular file (created, or\n"
+	"made exactly the image; it stays sparse). A file created by a\n"
+	"failed copy is removed. A signed bmap (BMAP.asc, BMAP.sig or\n"
+	"clearsigned) is verified first.",
+    .options = options,
+    .reads_images = 1,
+    .run = run,
 };

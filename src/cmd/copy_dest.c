@@ -78,7 +78,8 @@ static struct bmaptk_bmap *sub_bmap(const struct bmaptk_bmap *b,
 	s->mapped_blocks_count = 0;
 	for (size_t i = 0; i < n; i++) {
 		s->ranges[i] = b->ranges[idx[i]];
-		s->mapped_blocks_count += s->ranges[i].last - s->ranges[i].first + 1;
+		s->mapped_blocks_count +=
+		    s->ranges[i].last - s->ranges[i].first + 1;
 	}
 	return s;
 }
@@ -88,8 +89,8 @@ static int rewrite(struct dest *d, const struct copy_args *a,
 		   const struct bmaptk_bmap *sub, const char *image,
 		   struct bmaptk_error *err)
 {
-	struct bmaptk_copy_opts co = {.bmap = sub, .verify = 1,
-				      .interrupted = &cli_interrupted};
+	struct bmaptk_copy_opts co = {
+	    .bmap = sub, .verify = 1, .interrupted = &cli_interrupted};
 	struct bmaptk_stream *img;
 	int rc;
 
@@ -99,7 +100,8 @@ static int rewrite(struct dest *d, const struct copy_args *a,
 	}
 	if (!strcmp(image, "-"))
 		return bmaptk_set_error(err, BMAPTK_ERR_VERIFY, 0,
-					"%s: cannot rewrite: the image came from stdin and cannot be read again",
+					"%s: cannot rewrite: the image came "
+					"from stdin and cannot be read again",
 					d->path);
 	img = bmaptk_open_image(cli_registry(), image, &cli.source, err);
 	if (!img)
@@ -118,10 +120,10 @@ static void name_ranges(const struct bmaptk_bmap *b, const size_t *idx,
 
 	buf[0] = '\0';
 	for (size_t i = 0; i < n && used + 40 < len; i++)
-		used += (size_t)snprintf(buf + used, len - used, "%s%llu-%llu",
-					 i ? ", " : "",
-					 (unsigned long long)b->ranges[idx[i]].first,
-					 (unsigned long long)b->ranges[idx[i]].last);
+		used += (size_t)snprintf(
+		    buf + used, len - used, "%s%llu-%llu", i ? ", " : "",
+		    (unsigned long long)b->ranges[idx[i]].first,
+		    (unsigned long long)b->ranges[idx[i]].last);
 }
 
 void dest_check(struct dest *d, const struct copy_args *a,
@@ -134,7 +136,8 @@ void dest_check(struct dest *d, const struct copy_args *a,
 
 	rc = cli_run_check(bmap, d->path, 0, &bad, &nbad);
 	while (rc == BMAPTK_ERR_VERIFY && tries < a->rewrite_tries && nbad) {
-		struct bmaptk_bmap *next = sub_bmap(sub ? sub : bmap, bad, nbad);
+		struct bmaptk_bmap *next =
+		    sub_bmap(sub ? sub : bmap, bad, nbad);
 		tries++;
 		bmaptk_bmap_free(sub);
 		sub = next;
@@ -172,12 +175,17 @@ static void report_json(const struct dest *d)
 	json_t *f = json_object();
 
 	json_object_set_new(f, "dest", ev_string(d->path));
-	json_object_set_new(f, "status", json_string(d->status ? "failed" : "ok"));
+	json_object_set_new(f, "status",
+			    json_string(d->status ? "failed" : "ok"));
 	json_object_set_new(f, "exit", json_integer(d->status));
-	json_object_set_new(f, "written_bytes", json_integer((json_int_t)d->result.written));
-	json_object_set_new(f, "compared_bytes", json_integer((json_int_t)d->result.compared));
-	json_object_set_new(f, "skipped_bytes", json_integer((json_int_t)d->result.skipped));
-	json_object_set_new(f, "rewritten_ranges", json_integer((json_int_t)d->rewritten));
+	json_object_set_new(f, "written_bytes",
+			    json_integer((json_int_t)d->result.written));
+	json_object_set_new(f, "compared_bytes",
+			    json_integer((json_int_t)d->result.compared));
+	json_object_set_new(f, "skipped_bytes",
+			    json_integer((json_int_t)d->result.skipped));
+	json_object_set_new(f, "rewritten_ranges",
+			    json_integer((json_int_t)d->rewritten));
 	if (d->check)
 		json_object_set_new(f, "check", json_string(d->check));
 	ev_emit("dest", f);

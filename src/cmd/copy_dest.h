@@ -17,7 +17,7 @@ struct copy_args {
 	int zero_holes;
 	int force;
 	int rewrite_tries;
-	const char *to; /* --to: a sink module's name, NULL for auto */
+	const char *to;		/* --to: a sink module's name, NULL for auto */
 	uint64_t lose_write_at; /* BMAPTK_TEST_LOSE_WRITE */
 	int lose_write_always;
 };
@@ -27,7 +27,7 @@ struct dest {
 	struct bmaptk_sink *sink;
 	int status; /* 0 while it is fine */
 	struct bmaptk_sink_result result;
-	size_t rewritten; /* ranges rewritten after a bad read-back */
+	size_t rewritten;  /* ranges rewritten after a bad read-back */
 	const char *check; /* "ok", "bad", or NULL when not checked */
 };
 

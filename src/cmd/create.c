@@ -18,12 +18,14 @@ struct create_args {
 };
 
 static const struct cli_option options[] = {
-	{"output", 'o', "BMAP", "write the bmap to BMAP (default: stdout)"},
-	{"no-checksum", 0, NULL, "do not hash the ranges (faster; nothing can "
-				 "be verified later)"},
-	{"scan-zeros", 0, NULL, "read the image (decompressed if need be) and "
-				"take all-zero blocks as holes"},
-	{0},
+    {"output", 'o', "BMAP", "write the bmap to BMAP (default: stdout)"},
+    {"no-checksum", 0, NULL,
+     "do not hash the ranges (faster; nothing can "
+     "be verified later)"},
+    {"scan-zeros", 0, NULL,
+     "read the image (decompressed if need be) and "
+     "take all-zero blocks as holes"},
+    {0},
 };
 
 static int on_option(const struct cli_option *opt, const char *arg, void *ctx)
@@ -68,7 +70,7 @@ static int open_output(const char *output, char **tmp, char **final)
 	if (stat(output, &st) == 0 && !S_ISREG(st.st_mode))
 		return open(output, O_WRONLY | O_CLOEXEC);
 	*final = realpath(output, NULL);
-	if (!*final && !(*final = strdup(output)))
+	if (!*final && !(* final = strdup(output)))
 		return -1;
 	n = strlen(*final) + 16;
 	if (!(*tmp = malloc(n)))
@@ -115,11 +117,11 @@ static void report(const char *image, const struct bmaptk_bmap *b, double t)
 	char size[32], mapped[32];
 	uint64_t m = bmaptk_bmap_mapped_bytes(b);
 
-	cli_info("%s: %s, %s mapped in %zu ranges (%.1f%%), %.2f s", image,
-		 human_size(b->image_size, size, sizeof(size)),
-		 human_size(m, mapped, sizeof(mapped)), b->nranges,
-		 b->image_size ? 100.0 * (double)m / (double)b->image_size : 0.0,
-		 t);
+	cli_info(
+	    "%s: %s, %s mapped in %zu ranges (%.1f%%), %.2f s", image,
+	    human_size(b->image_size, size, sizeof(size)),
+	    human_size(m, mapped, sizeof(mapped)), b->nranges,
+	    b->image_size ? 100.0 * (double)m / (double)b->image_size : 0.0, t);
 }
 
 static int run(int argc, char **argv)
@@ -138,7 +140,8 @@ static int run(int argc, char **argv)
 	if (first < 0)
 		return first == -2 ? 0 : BMAPTK_ERR_USAGE;
 	if (argc - first != 1) {
-		cli_error("create: expected one IMAGE (see bmaptk create --help)");
+		cli_error(
+		    "create: expected one IMAGE (see bmaptk create --help)");
 		return BMAPTK_ERR_USAGE;
 	}
 	/* Fail on an unwritable output before spending time hashing. */
@@ -160,9 +163,10 @@ static int run(int argc, char **argv)
 	cli_progress_end(&progress);
 	if (rc == BMAPTK_ERR_INTERRUPTED) {
 		char done[32], total[32];
-		cli_error("%s: interrupted after hashing %s of %s; no bmap written",
-			  argv[first], human_size(progress.done, done, sizeof(done)),
-			  human_size(progress.total, total, sizeof(total)));
+		cli_error(
+		    "%s: interrupted after hashing %s of %s; no bmap written",
+		    argv[first], human_size(progress.done, done, sizeof(done)),
+		    human_size(progress.total, total, sizeof(total)));
 	} else if (rc) {
 		rc = cli_fail(&err);
 	} else {
@@ -172,10 +176,11 @@ static int run(int argc, char **argv)
 		report(argv[first], b, cli_now() - t0);
 	if (!rc && !a.scan_zeros && b->image_size > 64 * 4096 &&
 	    b->mapped_blocks_count == b->blocks_count)
-		cli_warn("%s: every block is mapped, so the bmap saves nothing; "
-			 "if the image is not a sparse file, --scan-zeros "
-			 "finds its empty blocks",
-			 argv[first]);
+		cli_warn(
+		    "%s: every block is mapped, so the bmap saves nothing; "
+		    "if the image is not a sparse file, --scan-zeros "
+		    "finds its empty blocks",
+		    argv[first]);
 	if (a.output) {
 		close(fd);
 		if (rc && tmp)
@@ -188,19 +193,19 @@ static int run(int argc, char **argv)
 }
 
 const struct cmd cmd_create = {
-	.name = "create",
-	.summary = "write the block map of a sparse image file",
-	.usage = "[-o BMAP] [--no-checksum] IMAGE",
-	.description =
-		"Finds the blocks of IMAGE that hold data (FIEMAP, or\n"
-		"SEEK_DATA/SEEK_HOLE where FIEMAP is missing; set\n"
-		"BMAPTK_FORCE_SEEK=1 to force the latter), hashes each range\n"
-		"with SHA-256 on all cores and writes a bmap in format 2.0, as\n"
-		"bmaptool create does. A 0-byte image gives a valid empty bmap.\n"
-		"An Android sparse image (simg) is mapped by its chunks without\n"
-		"expanding it. With --scan-zeros, IMAGE is read (and decoded\n"
-		"if compressed) and all-zero blocks become holes: the bmap then\n"
-		"equals that of the image made sparse (cp --sparse=always).",
-	.options = options,
-	.run = run,
+    .name = "create",
+    .summary = "write the block map of a sparse image file",
+    .usage = "[-o BMAP] [--no-checksum] IMAGE",
+    .description =
+	"Finds the blocks of IMAGE that hold data (FIEMAP, or\n"
+	"SEEK_DATA/SEEK_HOLE where FIEMAP is missing; set\n"
+	"BMAPTK_FORCE_SEEK=1 to force the latter), hashes each range\n"
+	"with SHA-256 on all cores and writes a bmap in format 2.0, as\n"
+	"bmaptool create does. A 0-byte image gives a valid empty bmap.\n"
+	"An Android sparse image (simg) is mapped by its chunks without\n"
+	"expanding it. With --scan-zeros, IMAGE is read (and decoded\n"
+	"if compressed) and all-zero blocks become holes: the bmap then\n"
+	"equals that of the image made sparse (cp --sparse=always).",
+    .options = options,
+    .run = run,
 };

@@ -8,7 +8,7 @@
 #include "events.h"
 
 static const struct cmd *const commands[] = {
-	&cmd_check, &cmd_copy, &cmd_create, &cmd_plugins, NULL,
+    &cmd_check, &cmd_copy, &cmd_create, &cmd_plugins, NULL,
 };
 
 static void usage(FILE *out)
@@ -21,28 +21,29 @@ static void usage(FILE *out)
 	for (size_t i = 0; commands[i]; i++)
 		fprintf(out, "  %-10s %s\n", commands[i]->name,
 			commands[i]->summary);
-	fprintf(out,
-		"\nglobal options:\n"
-		"  -q, --quiet          print only errors\n"
-		"  -d, --debug          print debugging details\n"
-		"  --json               report as JSON lines on stderr\n"
-		"  --plugin-dir DIR     load plugins from DIR as well (also\n"
-		"                       BMAPTK_PLUGIN_PATH, a colon list)\n"
-		"  --version            print the version and exit\n"
-		"  -h, --help           print this help and exit\n\n"
-		"exit codes:\n"
-		"  0    success\n"
-		"  1    data does not verify (checksum mismatch, bad signature)\n"
-		"  2    usage error or invalid input (bad bmap, unsuitable "
-		"destination)\n"
-		"  3    I/O, network or resource error\n"
-		"  130  interrupted by SIGINT or SIGTERM\n");
+	fprintf(
+	    out,
+	    "\nglobal options:\n"
+	    "  -q, --quiet          print only errors\n"
+	    "  -d, --debug          print debugging details\n"
+	    "  --json               report as JSON lines on stderr\n"
+	    "  --plugin-dir DIR     load plugins from DIR as well (also\n"
+	    "                       BMAPTK_PLUGIN_PATH, a colon list)\n"
+	    "  --version            print the version and exit\n"
+	    "  -h, --help           print this help and exit\n\n"
+	    "exit codes:\n"
+	    "  0    success\n"
+	    "  1    data does not verify (checksum mismatch, bad signature)\n"
+	    "  2    usage error or invalid input (bad bmap, unsuitable "
+	    "destination)\n"
+	    "  3    I/O, network or resource error\n"
+	    "  130  interrupted by SIGINT or SIGTERM\n");
 }
 
 static int add_plugin_dir(const char *dir)
 {
-	const char **grown = realloc(cli.plugin_dirs,
-				     (cli.nplugin_dirs + 1) * sizeof(*grown));
+	const char **grown =
+	    realloc(cli.plugin_dirs, (cli.nplugin_dirs + 1) * sizeof(*grown));
 	if (!grown)
 		return -1;
 	cli.plugin_dirs = grown;

@@ -43,8 +43,8 @@ static int run(int argc, char **argv)
 	       "ORIGIN / DESCRIPTION");
 	for (size_t i = 0; i < bmaptk_registry_count(reg); i++) {
 		const char *origin;
-		const struct bmaptk_module *m = bmaptk_registry_get(reg, i,
-								    &origin);
+		const struct bmaptk_module *m =
+		    bmaptk_registry_get(reg, i, &origin);
 		printf("%-7s %-12s %4d  %-8s %s\n%35s%s\n", kind_name(m->kind),
 		       m->name, m->priority, m->version ? m->version : "-",
 		       origin, "", m->description ? m->description : "");
@@ -56,14 +56,14 @@ static int run(int argc, char **argv)
 }
 
 const struct cmd cmd_plugins = {
-	.name = "plugins",
-	.summary = "list the source, codec and sink modules",
-	.usage = "",
-	.description =
-		"Lists every module: built-in ones and those loaded from the\n"
-		"plugin directories (--plugin-dir, BMAPTK_PLUGIN_PATH, then the\n"
-		"default directory). Among modules that claim the same input,\n"
-		"the higher priority wins.",
-	.options = options,
-	.run = run,
+    .name = "plugins",
+    .summary = "list the source, codec and sink modules",
+    .usage = "",
+    .description =
+	"Lists every module: built-in ones and those loaded from the\n"
+	"plugin directories (--plugin-dir, BMAPTK_PLUGIN_PATH, then the\n"
+	"default directory). Among modules that claim the same input,\n"
+	"the higher priority wins.",
+    .options = options,
+    .run = run,
 };

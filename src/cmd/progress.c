@@ -22,8 +22,8 @@ void cli_progress_start(struct cli_progress *p, const char *what,
 	p->psplash_fd = -1;
 	if (psplash_pipe) {
 		/* Non-blocking: a missing psplash must not stall the copy. */
-		p->psplash_fd = open(psplash_pipe,
-				     O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+		p->psplash_fd =
+		    open(psplash_pipe, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
 		if (p->psplash_fd < 0)
 			cli_warn("%s: cannot open the psplash pipe: %s",
 				 psplash_pipe, strerror(errno));
@@ -79,9 +79,12 @@ void cli_progress_update(void *ctx, uint64_t done, uint64_t total)
 			json_t *f = json_object();
 			double t = now - p->started;
 			json_object_set_new(f, "what", json_string(p->what));
-			json_object_set_new(f, "done", json_integer((json_int_t)done));
-			json_object_set_new(f, "total", json_integer((json_int_t)total));
-			json_object_set_new(f, "rate", json_real(t > 0 ? (double)done / t : 0));
+			json_object_set_new(f, "done",
+					    json_integer((json_int_t)done));
+			json_object_set_new(f, "total",
+					    json_integer((json_int_t)total));
+			json_object_set_new(
+			    f, "rate", json_real(t > 0 ? (double)done / t : 0));
 			ev_emit("progress", f);
 			p->last_draw = now;
 		}

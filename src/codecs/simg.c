@@ -12,23 +12,23 @@
 
 #include "util.h"
 
-#define SIMG_MAGIC 0xed26ff3au
-#define CHUNK_RAW 0xcac1
-#define CHUNK_FILL 0xcac2
+#define SIMG_MAGIC	0xed26ff3au
+#define CHUNK_RAW	0xcac1
+#define CHUNK_FILL	0xcac2
 #define CHUNK_DONT_CARE 0xcac3
-#define CHUNK_CRC32 0xcac4
+#define CHUNK_CRC32	0xcac4
 
 struct simg_stream {
 	struct bmaptk_stream base;
 	struct bmaptk_stream *inner;
 	uint32_t blk_sz, total_chunks, chunk_hdr_sz;
-	uint32_t chunk;	   /* chunks read so far */
-	unsigned type;	   /* of the current chunk */
-	uint64_t left;	   /* output bytes left in the current chunk */
-	uint32_t fill;	   /* FILL's value */
-	uint64_t out_pos;  /* output offset */
-	uint64_t in_pos;   /* bytes consumed from inner */
-	int failed;	   /* a header could not be read */
+	uint32_t chunk;	  /* chunks read so far */
+	unsigned type;	  /* of the current chunk */
+	uint64_t left;	  /* output bytes left in the current chunk */
+	uint32_t fill;	  /* FILL's value */
+	uint64_t out_pos; /* output offset */
+	uint64_t in_pos;  /* bytes consumed from inner */
+	int failed;	  /* a header could not be read */
 	struct bmaptk_error err;
 };
 
@@ -47,7 +47,8 @@ static int bad(struct simg_stream *s, struct bmaptk_error *err,
 	       const char *what)
 {
 	return bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
-				"%s: corrupt Android sparse image: chunk %u of %u: %s (at offset %llu)",
+				"%s: corrupt Android sparse image: chunk %u of "
+				"%u: %s (at offset %llu)",
 				s->base.name, s->chunk, s->total_chunks, what,
 				(unsigned long long)s->in_pos);
 }
@@ -85,7 +86,8 @@ static int next_chunk(struct simg_stream *s, struct bmaptk_error *err)
 
 	while (s->left == 0 && s->chunk < s->total_chunks) {
 		s->chunk++;
-		if ((rc = read_exact(s, h, sizeof(h), err, "truncated header")) ||
+		if ((rc = read_exact(s, h, sizeof(h), err,
+				     "truncated header")) ||
 		    (rc = skip_inner(s, s->chunk_hdr_sz - sizeof(h), err)))
 			return rc;
 		s->type = le16(h);
@@ -94,15 +96,18 @@ static int next_chunk(struct simg_stream *s, struct bmaptk_error *err)
 		data = total - s->chunk_hdr_sz;
 		s->left = (uint64_t)blocks * s->blk_sz;
 		if (total < s->chunk_hdr_sz)
-			return bad(s, err, "chunk size smaller than its header");
+			return bad(s, err,
+				   "chunk size smaller than its header");
 		switch (s->type) {
 		case CHUNK_RAW:
 			if (data != s->left)
-				return bad(s, err, "RAW chunk of the wrong size");
+				return bad(s, err,
+					   "RAW chunk of the wrong size");
 			break;
 		case CHUNK_FILL:
 			if (data != 4)
-				return bad(s, err, "FILL chunk of the wrong size");
+				return bad(s, err,
+					   "FILL chunk of the wrong size");
 			if ((rc = read_exact(s, h, 4, err, "truncated FILL")))
 				return rc;
 			s->fill = le32(h);
@@ -123,10 +128,9 @@ static int next_chunk(struct simg_stream *s, struct bmaptk_error *err)
 
 static void fill_pattern(struct simg_stream *s, unsigned char *buf, size_t n)
 {
-	unsigned char v[4] = {(unsigned char)s->fill,
-			      (unsigned char)(s->fill >> 8),
-			      (unsigned char)(s->fill >> 16),
-			      (unsigned char)(s->fill >> 24)};
+	unsigned char v[4] = {
+	    (unsigned char)s->fill, (unsigned char)(s->fill >> 8),
+	    (unsigned char)(s->fill >> 16), (unsigned char)(s->fill >> 24)};
 
 	for (size_t i = 0; i < n; i++)
 		buf[i] = v[(s->out_pos + i) % 4];
@@ -147,7 +151,8 @@ static ssize_t simg_read(struct bmaptk_stream *st, void *buf, size_t len,
 		return -1;
 	if (s->left == 0) {
 		if (s->out_pos != s->base.size)
-			return bad(s, err, "the chunks end before the image does"),
+			return bad(s, err,
+				   "the chunks end before the image does"),
 			       -1;
 		return 0;
 	}
@@ -198,9 +203,9 @@ static uint64_t simg_hole(struct bmaptk_stream *st)
 		return 0;
 	/* img2simg writes the raw image's holes as FILL chunks of zeros. */
 	return s->type == CHUNK_DONT_CARE ||
-			       (s->type == CHUNK_FILL && s->fill == 0)
-		       ? s->left
-		       : 0;
+		       (s->type == CHUNK_FILL && s->fill == 0)
+		   ? s->left
+		   : 0;
 }
 
 static void simg_close(struct bmaptk_stream *st)
@@ -212,10 +217,10 @@ static void simg_close(struct bmaptk_stream *st)
 }
 
 static const struct bmaptk_stream_ops simg_ops = {
-	.read = simg_read,
-	.skip = simg_skip,
-	.close = simg_close,
-	.hole = simg_hole,
+    .read = simg_read,
+    .skip = simg_skip,
+    .close = simg_close,
+    .hole = simg_hole,
 };
 
 static int simg_probe(const unsigned char *head, size_t len)
@@ -260,17 +265,17 @@ fail:
 }
 
 static const struct bmaptk_codec_module simg_module = {
-	.probe = simg_probe,
-	.open = simg_open,
-	.format = "simg",
+    .probe = simg_probe,
+    .open = simg_open,
+    .format = "simg",
 };
 
 const struct bmaptk_module bmaptk_codec_simg = {
-	.abi_version = BMAPTK_ABI_VERSION,
-	.kind = BMAPTK_MODULE_CODEC,
-	.name = "simg",
-	.description = "Android sparse images; DONT_CARE chunks are holes",
-	.version = "1",
-	.priority = 100,
-	.u.codec = &simg_module,
+    .abi_version = BMAPTK_ABI_VERSION,
+    .kind = BMAPTK_MODULE_CODEC,
+    .name = "simg",
+    .description = "Android sparse images; DONT_CARE chunks are holes",
+    .version = "1",
+    .priority = 100,
+    .u.codec = &simg_module,
 };

@@ -16,7 +16,7 @@ struct doc {
 };
 
 static void put(struct doc *d, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static void put(struct doc *d, const char *fmt, ...)
 {
 	va_list ap;
@@ -48,18 +48,19 @@ static void put(struct doc *d, const char *fmt, ...)
 static void put_header(struct doc *d, const struct bmaptk_bmap *b)
 {
 	uint64_t mapped = bmaptk_bmap_mapped_bytes(b);
-	double percent = b->blocks_count ? 100.0 *
-						   (double)b->mapped_blocks_count /
-						   (double)b->blocks_count
-					 : 0.0;
+	double percent = b->blocks_count
+			     ? 100.0 * (double)b->mapped_blocks_count /
+				   (double)b->blocks_count
+			     : 0.0;
 	char size[32], msize[32];
 
-	put(d, "<?xml version=\"1.0\" ?>\n"
-	       "<!-- Block map (bmap) written by bmaptk %s. It lists the\n"
-	       "     blocks of the image that hold data; only those need to\n"
-	       "     be written to a medium, the rest are holes. Each range\n"
-	       "     carries the checksum of its bytes, and the file carries\n"
-	       "     a checksum of itself. -->\n\n",
+	put(d,
+	    "<?xml version=\"1.0\" ?>\n"
+	    "<!-- Block map (bmap) written by bmaptk %s. It lists the\n"
+	    "     blocks of the image that hold data; only those need to\n"
+	    "     be written to a medium, the rest are holes. Each range\n"
+	    "     carries the checksum of its bytes, and the file carries\n"
+	    "     a checksum of itself. -->\n\n",
 	    bmaptk_version());
 	put(d, "<bmap version=\"2.0\">\n");
 	put(d, "    <!-- Image size: %s -->\n",
@@ -121,7 +122,7 @@ char *bmaptk_bmap_format(const struct bmaptk_bmap *b, size_t *len)
 	}
 	put_header(&d, b);
 	put(&d, "    <!-- Checksum of this file, computed with the value\n"
-	       "         below replaced by as many '0' characters. -->\n");
+		"         below replaced by as many '0' characters. -->\n");
 	put(&d, "    <BmapFileChecksum> ");
 	at = d.len;
 	memset(hex, '0', 2 * dlen);

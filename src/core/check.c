@@ -32,7 +32,8 @@ static void compare_digest(void *ctx, size_t index, const unsigned char *got)
 	struct verdicts *v = ctx;
 	const struct bmaptk_bmap *b = v->bmap;
 
-	if (!memcmp(got, b->ranges[index].digest, bmaptk_hash_size(b->hash_type)))
+	if (!memcmp(got, b->ranges[index].digest,
+		    bmaptk_hash_size(b->hash_type)))
 		return;
 	v->bad++;
 	if (v->opts->bad_range)
@@ -53,15 +54,15 @@ static int open_medium(const char *dest, int cached, struct medium *m,
 	int fd = open(dest, O_RDONLY | O_CLOEXEC), direct = -1, lbs = 512;
 
 	if (fd < 0)
-		return bmaptk_set_error(err, errno == ENOENT ? BMAPTK_ERR_USAGE
-							     : BMAPTK_ERR_IO,
-					errno, "%s: cannot open: %s", dest,
-					strerror(errno));
-	if (fstat(fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))) {
+		return bmaptk_set_error(
+		    err, errno == ENOENT ? BMAPTK_ERR_USAGE : BMAPTK_ERR_IO,
+		    errno, "%s: cannot open: %s", dest, strerror(errno));
+	if (fstat(fd, &st) < 0 ||
+	    (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))) {
 		close(fd);
-		return bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
-					"%s: not a regular file or block device",
-					dest);
+		return bmaptk_set_error(
+		    err, BMAPTK_ERR_USAGE, 0,
+		    "%s: not a regular file or block device", dest);
 	}
 	m->size = (uint64_t)st.st_size;
 	if (S_ISBLK(st.st_mode) && ioctl(fd, BLKGETSIZE64, &m->size) < 0) {
@@ -82,7 +83,8 @@ static int open_medium(const char *dest, int cached, struct medium *m,
 	if (direct >= 0) {
 		close(fd);
 		m->fd = direct;
-		m->align = S_ISBLK(st.st_mode) ? (unsigned)lbs : BMAPTK_BUFFER_ALIGN;
+		m->align =
+		    S_ISBLK(st.st_mode) ? (unsigned)lbs : BMAPTK_BUFFER_ALIGN;
 	}
 	return 0;
 }
@@ -103,16 +105,18 @@ int bmaptk_check(const struct bmaptk_bmap *b, const char *dest,
 	int rc;
 
 	if (!b->range_digests)
-		return bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
-					"cannot check: the bmap has no checksums");
+		return bmaptk_set_error(
+		    err, BMAPTK_ERR_USAGE, 0,
+		    "cannot check: the bmap has no checksums");
 	if ((rc = open_medium(dest, opts->cached, &m, err)))
 		return rc;
 	if (m.size < b->image_size) {
 		close(m.fd);
-		return bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
-					"%s: has %llu bytes, smaller than the image (%llu bytes)",
-					dest, (unsigned long long)m.size,
-					(unsigned long long)b->image_size);
+		return bmaptk_set_error(
+		    err, BMAPTK_ERR_USAGE, 0,
+		    "%s: has %llu bytes, smaller than the image (%llu bytes)",
+		    dest, (unsigned long long)m.size,
+		    (unsigned long long)b->image_size);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ho.align = m.align;
@@ -128,8 +132,9 @@ int bmaptk_check(const struct bmaptk_bmap *b, const char *dest,
 				 (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	}
 	if (!rc && v.bad)
-		rc = bmaptk_set_error(err, BMAPTK_ERR_VERIFY, 0,
-				      "%s: %zu of %zu ranges do not match the image",
-				      dest, v.bad, b->nranges);
+		rc = bmaptk_set_error(
+		    err, BMAPTK_ERR_VERIFY, 0,
+		    "%s: %zu of %zu ranges do not match the image", dest, v.bad,
+		    b->nranges);
 	return rc;
 }

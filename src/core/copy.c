@@ -13,20 +13,20 @@
 
 #include "util.h"
 
-#define SLOT_SIZE (4u << 20)
-#define SLOT_COUNT 8
-#define SLOT_PIECES 256
-#define COMPARE_CHUNK (1u << 20) /* --skip-unchanged's unit */
-#define COMPARE_WINDOW 16	 /* recent comparisons remembered */
-#define COMPARE_GIVE_UP 12	 /* differing ones that stop comparing */
-#define COMPARE_PAUSE 64	 /* chunks written blindly after that */
+#define SLOT_SIZE	(4u << 20)
+#define SLOT_COUNT	8
+#define SLOT_PIECES	256
+#define COMPARE_CHUNK	(1u << 20) /* --skip-unchanged's unit */
+#define COMPARE_WINDOW	16	   /* recent comparisons remembered */
+#define COMPARE_GIVE_UP 12	   /* differing ones that stop comparing */
+#define COMPARE_PAUSE	64	   /* chunks written blindly after that */
 
 struct piece {
-	uint64_t off;	/* in the image */
-	uint32_t pos;	/* in the slot's buffer */
+	uint64_t off; /* in the image */
+	uint32_t pos; /* in the slot's buffer */
 	uint32_t len;
-	size_t range;	/* index in the bmap */
-	int range_end;	/* the range's last bytes: finish its digest */
+	size_t range;  /* index in the bmap */
+	int range_end; /* the range's last bytes: finish its digest */
 };
 
 struct slot {
@@ -55,10 +55,10 @@ struct pipeline {
 	int failed;
 	size_t sinks_failed;
 
-	uint64_t done;	    /* image bytes the first sink has handled */
+	uint64_t done;		 /* image bytes the first sink has handled */
 	uint64_t produced_bytes; /* image bytes read for the sinks */
-	size_t verified;    /* ranges whose digest matched */
-	uint64_t total;	    /* bytes to copy, for progress */
+	size_t verified;	 /* ranges whose digest matched */
+	uint64_t total;		 /* bytes to copy, for progress */
 };
 
 struct consumer {
@@ -115,7 +115,8 @@ static int check_digest(struct consumer *c, size_t index)
 	const struct bmaptk_range *r = &b->ranges[index];
 	size_t dlen = bmaptk_hash_size(b->hash_type);
 	unsigned char got[BMAPTK_HASH_MAX];
-	char want_hex[2 * BMAPTK_HASH_MAX + 1], got_hex[2 * BMAPTK_HASH_MAX + 1];
+	char want_hex[2 * BMAPTK_HASH_MAX + 1],
+	    got_hex[2 * BMAPTK_HASH_MAX + 1];
 	uint64_t off, len;
 
 	bmaptk_hasher_final(c->hasher, got);
@@ -124,15 +125,14 @@ static int check_digest(struct consumer *c, size_t index)
 	bmaptk_range_span(b, r, &off, &len);
 	bmaptk_hex(r->digest, dlen, want_hex);
 	bmaptk_hex(got, dlen, got_hex);
-	return bmaptk_set_error(&c->err, BMAPTK_ERR_VERIFY, 0,
-				"%s: checksum mismatch for blocks %llu-%llu (bytes %llu-%llu): expected %s %s, got %s",
-				c->p->image->name,
-				(unsigned long long)r->first,
-				(unsigned long long)r->last,
-				(unsigned long long)off,
-				(unsigned long long)(off + len - 1),
-				bmaptk_hash_name(b->hash_type), want_hex,
-				got_hex);
+	return bmaptk_set_error(
+	    &c->err, BMAPTK_ERR_VERIFY, 0,
+	    "%s: checksum mismatch for blocks %llu-%llu (bytes %llu-%llu): "
+	    "expected %s %s, got %s",
+	    c->p->image->name, (unsigned long long)r->first,
+	    (unsigned long long)r->last, (unsigned long long)off,
+	    (unsigned long long)(off + len - 1), bmaptk_hash_name(b->hash_type),
+	    want_hex, got_hex);
 }
 
 static int hash_slot(struct consumer *c, struct slot *s)
@@ -188,8 +188,8 @@ static int unchanged(struct consumer *c, const unsigned char *buf, size_t len,
 	return same;
 }
 
-static int write_piece(struct consumer *c, const unsigned char *buf,
-		       size_t len, uint64_t off)
+static int write_piece(struct consumer *c, const unsigned char *buf, size_t len,
+		       uint64_t off)
 {
 	struct bmaptk_sink *sink = c->p->sinks[c->sink];
 
@@ -365,15 +365,17 @@ static int produce_range(struct producer *pr, size_t index, uint64_t off,
 			got = img->ops->read(img, pr->cur->buf + pr->cur->used,
 					     room, &pr->err);
 		else
-			got = stream_read_full(img, pr->cur->buf + pr->cur->used,
-					       (size_t)MIN(room, len), &pr->err);
+			got =
+			    stream_read_full(img, pr->cur->buf + pr->cur->used,
+					     (size_t)MIN(room, len), &pr->err);
 		if (got < 0)
 			return pr->err.status;
 		if (got == 0 && len != UINT64_MAX)
-			return bmaptk_set_error(&pr->err, BMAPTK_ERR_USAGE, 0,
-						"%s: the image ends at byte %llu, before the bmap says it does",
-						img->name,
-						(unsigned long long)pr->pos);
+			return bmaptk_set_error(
+			    &pr->err, BMAPTK_ERR_USAGE, 0,
+			    "%s: the image ends at byte %llu, before the bmap "
+			    "says it does",
+			    img->name, (unsigned long long)pr->pos);
 		pc = &pr->cur->pieces[pr->cur->npieces++];
 		pc->off = pr->pos;
 		pc->pos = (uint32_t)pr->cur->used;
@@ -458,11 +460,10 @@ static void report(const struct pipeline *p, const struct consumer *cons,
 {
 	if (!stats)
 		return;
-	stats->image_size = p->opts->bmap ? p->opts->bmap->image_size
-					  : p->produced_bytes;
-	stats->mapped_bytes = p->total == BMAPTK_SIZE_UNKNOWN
-				      ? p->produced_bytes
-				      : p->total;
+	stats->image_size =
+	    p->opts->bmap ? p->opts->bmap->image_size : p->produced_bytes;
+	stats->mapped_bytes =
+	    p->total == BMAPTK_SIZE_UNKNOWN ? p->produced_bytes : p->total;
 	stats->done_bytes = p->produced_bytes;
 	stats->ranges_verified = p->verified;
 	stats->seconds = (double)(t1->tv_sec - t0->tv_sec) +
@@ -478,15 +479,14 @@ int bmaptk_sink_clear_holes(struct bmaptk_sink *sink,
 {
 	int (*op)(struct bmaptk_sink *, uint64_t, uint64_t,
 		  struct bmaptk_error *) =
-		discard ? sink->ops->discard : sink->ops->zeroout;
+	    discard ? sink->ops->discard : sink->ops->zeroout;
 	uint64_t pos = 0, off, len;
 	int rc = 0;
 
 	if (!op)
-		return bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
-					"%s: this destination cannot %s",
-					sink->name,
-					discard ? "discard" : "zero ranges");
+		return bmaptk_set_error(
+		    err, BMAPTK_ERR_USAGE, 0, "%s: this destination cannot %s",
+		    sink->name, discard ? "discard" : "zero ranges");
 	for (size_t i = 0; i <= b->nranges && !rc; i++) {
 		if (i < b->nranges) {
 			bmaptk_range_span(b, &b->ranges[i], &off, &len);
@@ -505,8 +505,8 @@ int bmaptk_copy(struct bmaptk_stream *image, struct bmaptk_sink *const *sinks,
 		size_t nsinks, const struct bmaptk_copy_opts *opts,
 		struct bmaptk_copy_stats *stats, struct bmaptk_error *err)
 {
-	struct pipeline p = {.opts = opts, .image = image, .sinks = sinks,
-			     .nsinks = nsinks};
+	struct pipeline p = {
+	    .opts = opts, .image = image, .sinks = sinks, .nsinks = nsinks};
 	struct consumer *cons = calloc(nsinks + 1, sizeof(*cons));
 	struct timespec t0, t1;
 	size_t ncons = 0, started = 0;
@@ -514,8 +514,8 @@ int bmaptk_copy(struct bmaptk_stream *image, struct bmaptk_sink *const *sinks,
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	p.hashing = opts->verify && opts->bmap && opts->bmap->range_digests;
-	p.total = opts->bmap ? bmaptk_bmap_mapped_bytes(opts->bmap)
-			     : image->size;
+	p.total =
+	    opts->bmap ? bmaptk_bmap_mapped_bytes(opts->bmap) : image->size;
 	pthread_mutex_init(&p.lock, NULL);
 	pthread_cond_init(&p.changed, NULL);
 	rc = cons ? setup(&p, cons, &ncons, err)

@@ -28,10 +28,9 @@ static int open_image(const char *image, int *fd, struct stat *st,
 	/* O_NONBLOCK: a FIFO given as IMAGE must be refused, not waited on. */
 	*fd = open(image, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (*fd < 0)
-		return bmaptk_set_error(err, errno == EACCES ? BMAPTK_ERR_IO
-							     : BMAPTK_ERR_USAGE,
-					errno, "%s: cannot open: %s", image,
-					strerror(errno));
+		return bmaptk_set_error(
+		    err, errno == EACCES ? BMAPTK_ERR_IO : BMAPTK_ERR_USAGE,
+		    errno, "%s: cannot open: %s", image, strerror(errno));
 	if (fstat(*fd, st) < 0) {
 		close(*fd);
 		return bmaptk_set_error(err, BMAPTK_ERR_IO, errno, "%s: %s",
@@ -41,8 +40,9 @@ static int open_image(const char *image, int *fd, struct stat *st,
 		close(*fd);
 		return bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
 					"%s: %s, not a regular file", image,
-					S_ISDIR(st->st_mode) ? "is a directory"
-							     : "is a special file");
+					S_ISDIR(st->st_mode)
+					    ? "is a directory"
+					    : "is a special file");
 	}
 	return 0;
 }
@@ -66,9 +66,11 @@ static int create_streamed(const char *image,
 	}
 	simg = !strcmp(s->format, "simg");
 	if (!opts->scan_zeros && !simg && strcmp(s->format, "raw")) {
-		*rc = bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
-				       "%s: the image is compressed (%s); a bmap describes the decompressed image: use --scan-zeros to find its holes",
-				       image, s->format);
+		*rc = bmaptk_set_error(
+		    err, BMAPTK_ERR_USAGE, 0,
+		    "%s: the image is compressed (%s); a bmap describes the "
+		    "decompressed image: use --scan-zeros to find its holes",
+		    image, s->format);
 	} else if (opts->scan_zeros || simg) {
 		*rc = create_from_stream(s, opts, out, err);
 	} else {
@@ -115,8 +117,8 @@ int bmaptk_create(const char *image, const struct bmaptk_create_opts *opts,
 	b->ranges = runs.v;
 	b->nranges = runs.n;
 	for (size_t i = 0; i < b->nranges; i++)
-		b->mapped_blocks_count += b->ranges[i].last -
-					  b->ranges[i].first + 1;
+		b->mapped_blocks_count +=
+		    b->ranges[i].last - b->ranges[i].first + 1;
 	if (!rc && b->range_digests && b->nranges) {
 		struct range_hash_opts ho = {.threads = opts->threads,
 					     .chunk = HASH_CHUNK,

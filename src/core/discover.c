@@ -43,8 +43,7 @@ static size_t strip_extension(const char *path, size_t len)
 
 /* location's path [0, plen) with suffix and the rest of location after
  * the path (a URL's query), malloc'd. */
-static char *with_suffix(const char *location, size_t plen,
-			 const char *suffix)
+static char *with_suffix(const char *location, size_t plen, const char *suffix)
 {
 	size_t end = path_end(location), tail = strlen(location) - end;
 	size_t slen = strlen(suffix);
@@ -99,7 +98,10 @@ int bmaptk_discover_bmap(const struct bmaptk_registry *reg, const char *image,
 		*bmap_path = cand;
 		return 0;
 	}
-	return bmaptk_set_error(err, BMAPTK_ERR_USAGE, ENOENT,
-				"%s: bmap file not found (tried %s.bmap and the names without its extensions); give one with --bmap, or use --nobmap to flash without bmap",
-				image, image);
+	return bmaptk_set_error(
+	    err, BMAPTK_ERR_USAGE, ENOENT,
+	    "%s: bmap file not found (tried %s.bmap and the names without its "
+	    "extensions); give one with --bmap, or use --nobmap to flash "
+	    "without bmap",
+	    image, image);
 }

@@ -22,7 +22,8 @@ static int add_run(struct block_ranges *out, uint64_t first, uint64_t last)
 	}
 	if (out->n == out->cap) {
 		size_t cap = out->cap ? 2 * out->cap : 64;
-		struct bmaptk_range *grown = realloc(out->v, cap * sizeof(*grown));
+		struct bmaptk_range *grown =
+		    realloc(out->v, cap * sizeof(*grown));
 		if (!grown)
 			return -1;
 		out->v = grown;
@@ -42,12 +43,11 @@ static int oom(const char *name, struct bmaptk_error *err)
 }
 
 /* Returns 0, a status, or -1 when FIEMAP is not supported here. */
-static int map_fiemap(int fd, const char *name, uint64_t blocks,
-		      uint32_t bs, struct block_ranges *out,
-		      struct bmaptk_error *err)
+static int map_fiemap(int fd, const char *name, uint64_t blocks, uint32_t bs,
+		      struct block_ranges *out, struct bmaptk_error *err)
 {
-	size_t sz = sizeof(struct fiemap) +
-		    FIEMAP_BATCH * sizeof(struct fiemap_extent);
+	size_t sz =
+	    sizeof(struct fiemap) + FIEMAP_BATCH * sizeof(struct fiemap_extent);
 	struct fiemap *fm = malloc(sz);
 	uint64_t pos = 0, limit = blocks * bs;
 	int rc = 0, done = 0;
@@ -128,8 +128,7 @@ static int map_seek(int fd, const char *name, uint64_t size, uint64_t blocks,
 }
 
 int map_file(int fd, const char *name, uint64_t size, uint32_t block_size,
-	     int force_seek, struct block_ranges *out,
-	     struct bmaptk_error *err)
+	     int force_seek, struct block_ranges *out, struct bmaptk_error *err)
 {
 	uint64_t blocks = (size + block_size - 1) / block_size;
 	int rc = -1;

@@ -9,7 +9,7 @@
 #include "registry_internal.h"
 #include "util.h"
 
-#define PEEK_SIZE 4096 /* enough for every magic and for tar headers */
+#define PEEK_SIZE	4096 /* enough for every magic and for tar headers */
 #define MAX_CODEC_DEPTH 4
 
 struct bmaptk_stream *bmaptk_open_raw(const struct bmaptk_registry *reg,
@@ -23,7 +23,8 @@ struct bmaptk_stream *bmaptk_open_raw(const struct bmaptk_registry *reg,
 
 	if (!m) {
 		bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
-				 "%s: no source module can open this (unsupported URL scheme?)",
+				 "%s: no source module can open this "
+				 "(unsupported URL scheme?)",
 				 location);
 		return NULL;
 	}
@@ -85,10 +86,10 @@ static void peek_close(struct bmaptk_stream *s)
 }
 
 static const struct bmaptk_stream_ops peek_ops = {
-	.read = peek_read,
-	.skip = peek_skip,
-	.close = peek_close,
-	.hole = peek_hole,
+    .read = peek_read,
+    .skip = peek_skip,
+    .close = peek_close,
+    .hole = peek_hole,
 };
 
 /* Wrap inner (taken) in a peek stream holding its first bytes. */
@@ -124,19 +125,22 @@ static const struct known_magic {
 	const char *magic;
 	int container;
 } known_magics[] = {
-	{"gzip", 0, 2, "\x1f\x8b", 0},
-	{"xz", 0, 6, "\xfd" "7zXZ\0", 0},
-	{"bzip2", 0, 3, "BZh", 0},
-	{"zstd", 0, 4, "\x28\xb5\x2f\xfd", 0},
-	{"lz4", 0, 4, "\x04\x22\x4d\x18", 0},
-	{"lz4", 0, 4, "\x02\x21\x4c\x18", 0},
-	{"lzop", 0, 4, "\x89LZO", 0},
-	{"lzip", 0, 4, "LZIP", 0},
-	{"compress (.Z)", 0, 2, "\x1f\x9d", 0},
-	{"zip", 0, 4, "PK\x03\x04", 1},
-	{"7z", 0, 6, "7z\xbc\xaf\x27\x1c", 1},
-	{"tar", 257, 5, "ustar", 1},
-	{"Android sparse image", 0, 4, "\x3a\xff\x26\xed", 0},
+    {"gzip", 0, 2, "\x1f\x8b", 0},
+    {"xz", 0, 6,
+     "\xfd"
+     "7zXZ\0",
+     0},
+    {"bzip2", 0, 3, "BZh", 0},
+    {"zstd", 0, 4, "\x28\xb5\x2f\xfd", 0},
+    {"lz4", 0, 4, "\x04\x22\x4d\x18", 0},
+    {"lz4", 0, 4, "\x02\x21\x4c\x18", 0},
+    {"lzop", 0, 4, "\x89LZO", 0},
+    {"lzip", 0, 4, "LZIP", 0},
+    {"compress (.Z)", 0, 2, "\x1f\x9d", 0},
+    {"zip", 0, 4, "PK\x03\x04", 1},
+    {"7z", 0, 6, "7z\xbc\xaf\x27\x1c", 1},
+    {"tar", 257, 5, "ustar", 1},
+    {"Android sparse image", 0, 4, "\x3a\xff\x26\xed", 0},
 };
 
 static const char *looks_like(const unsigned char *head, size_t len,
@@ -193,9 +197,11 @@ struct bmaptk_stream *bmaptk_open_image(const struct bmaptk_registry *reg,
 			m = NULL;
 		like = m ? NULL : looks_like(p->head, p->len, !any);
 		if (like) {
-			bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
-					 "no codec for %s (looks like %s); install the archive plugin or use --plugin-dir",
-					 location, like);
+			bmaptk_set_error(
+			    err, BMAPTK_ERR_USAGE, 0,
+			    "no codec for %s (looks like %s); install the "
+			    "archive plugin or use --plugin-dir",
+			    location, like);
 			peek_close(&p->base);
 			return NULL;
 		}
@@ -207,8 +213,8 @@ struct bmaptk_stream *bmaptk_open_image(const struct bmaptk_registry *reg,
 		if (!decoded->name)
 			decoded->name = location;
 		if (!decoded->format)
-			decoded->format = m->u.codec->format ? m->u.codec->format
-							     : m->name;
+			decoded->format =
+			    m->u.codec->format ? m->u.codec->format : m->name;
 		s = decoded;
 		any = (m->u.codec->flags & BMAPTK_CODEC_CONTAINER) != 0;
 	}
@@ -234,10 +240,9 @@ int bmaptk_read_all(const struct bmaptk_registry *reg, const char *location,
 				cap *= 2;
 			grown = realloc(buf, cap + 1);
 			if (!grown) {
-				rc = bmaptk_set_error(err, BMAPTK_ERR_IO,
-						      ENOMEM,
-						      "%s: out of memory",
-						      location);
+				rc = bmaptk_set_error(
+				    err, BMAPTK_ERR_IO, ENOMEM,
+				    "%s: out of memory", location);
 				break;
 			}
 			buf = grown;
@@ -268,8 +273,8 @@ int bmaptk_read_all(const struct bmaptk_registry *reg, const char *location,
 	return 0;
 }
 
-static const struct bmaptk_module *sink_named(
-	const struct bmaptk_registry *reg, const char *name)
+static const struct bmaptk_module *sink_named(const struct bmaptk_registry *reg,
+					      const char *name)
 {
 	const struct bmaptk_module *m;
 
@@ -296,14 +301,16 @@ struct bmaptk_sink *bmaptk_open_sink(const struct bmaptk_registry *reg,
 	m = module ? sink_named(reg, module)
 		   : registry_pick_sink(reg, path, exists ? &st : NULL);
 	if (!m && module) {
-		bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
-				 "%s: no sink module named '%s' (see bmaptk plugins)",
-				 path, module);
+		bmaptk_set_error(
+		    err, BMAPTK_ERR_USAGE, 0,
+		    "%s: no sink module named '%s' (see bmaptk plugins)", path,
+		    module);
 		return NULL;
 	}
 	if (!m) {
 		bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
-				 "%s: cannot write to this kind of file (not a regular file or block device)",
+				 "%s: cannot write to this kind of file (not a "
+				 "regular file or block device)",
 				 path);
 		return NULL;
 	}

@@ -23,9 +23,8 @@ static int already_loaded(const struct bmaptk_registry *reg, const char *path)
 	const char *origin;
 	int seen = 0;
 
-	for (size_t i = 0; real && !seen &&
-			   bmaptk_registry_get(reg, i, &origin);
-	     i++) {
+	for (size_t i = 0;
+	     real && !seen && bmaptk_registry_get(reg, i, &origin); i++) {
 		char *o = realpath(origin, NULL);
 		seen = o && !strcmp(o, real);
 		free(o);
@@ -34,8 +33,8 @@ static int already_loaded(const struct bmaptk_registry *reg, const char *path)
 	return seen;
 }
 
-int bmaptk_registry_load_plugin(struct bmaptk_registry *reg,
-				const char *path, struct bmaptk_error *err)
+int bmaptk_registry_load_plugin(struct bmaptk_registry *reg, const char *path,
+				struct bmaptk_error *err)
 {
 	const struct bmaptk_module *const *mods;
 	bmaptk_plugin_entry_fn entry;
@@ -61,9 +60,10 @@ int bmaptk_registry_load_plugin(struct bmaptk_registry *reg,
 	}
 	mods = entry(BMAPTK_ABI_VERSION);
 	if (!mods) {
-		bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
-				 "%s: the plugin does not support ABI version %d",
-				 path, BMAPTK_ABI_VERSION);
+		bmaptk_set_error(
+		    err, BMAPTK_ERR_USAGE, 0,
+		    "%s: the plugin does not support ABI version %d", path,
+		    BMAPTK_ABI_VERSION);
 		dlclose(handle);
 		return -1;
 	}
@@ -71,7 +71,8 @@ int bmaptk_registry_load_plugin(struct bmaptk_registry *reg,
 	for (size_t i = 0; mods[i]; i++) {
 		if (mods[i]->abi_version != BMAPTK_ABI_VERSION) {
 			bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
-					 "%s: plugin built for ABI version %d, this bmaptk has ABI version %d",
+					 "%s: plugin built for ABI version %d, "
+					 "this bmaptk has ABI version %d",
 					 path, mods[i]->abi_version,
 					 BMAPTK_ABI_VERSION);
 			dlclose(handle);

@@ -58,10 +58,10 @@ static int read_chunk(struct hash_job *job, unsigned char *buf, size_t n,
 					job->name, (unsigned long long)off,
 					strerror(errno));
 	if ((size_t)got < n)
-		return bmaptk_set_error(err, BMAPTK_ERR_IO, 0,
-					"%s: ends at byte %llu, before the image's data does",
-					job->name,
-					(unsigned long long)(off + (uint64_t)got));
+		return bmaptk_set_error(
+		    err, BMAPTK_ERR_IO, 0,
+		    "%s: ends at byte %llu, before the image's data does",
+		    job->name, (unsigned long long)(off + (uint64_t)got));
 	return 0;
 }
 
@@ -119,10 +119,10 @@ static void *hash_worker(void *arg)
 
 static int longest_first(const void *a, const void *b, void *ranges)
 {
-	const struct bmaptk_range *ra = (struct bmaptk_range *)ranges +
-					*(const size_t *)a;
-	const struct bmaptk_range *rb = (struct bmaptk_range *)ranges +
-					*(const size_t *)b;
+	const struct bmaptk_range *ra =
+	    (struct bmaptk_range *)ranges + *(const size_t *)a;
+	const struct bmaptk_range *rb =
+	    (struct bmaptk_range *)ranges + *(const size_t *)b;
 	uint64_t la = ra->last - ra->first, lb = rb->last - rb->first;
 
 	return la < lb ? 1 : la > lb ? -1 : 0;
@@ -132,8 +132,7 @@ int hash_ranges(int fd, const char *name, const struct bmaptk_bmap *b,
 		const struct range_hash_opts *opts, struct bmaptk_error *err)
 {
 	unsigned nthreads = opts->threads ? opts->threads : online_cpus();
-	struct hash_job job = {.name = name, .fd = fd, .bmap = b,
-			       .opts = opts};
+	struct hash_job job = {.name = name, .fd = fd, .bmap = b, .opts = opts};
 	pthread_t *threads;
 	unsigned started = 0;
 

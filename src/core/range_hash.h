@@ -7,9 +7,9 @@
 #include <bmaptk/bmaptk.h>
 
 struct range_hash_opts {
-	unsigned threads;  /* 0: one per CPU */
-	size_t chunk;	   /* bytes per read */
-	unsigned align;	   /* reads rounded up to this (O_DIRECT), or 1 */
+	unsigned threads; /* 0: one per CPU */
+	size_t chunk;	  /* bytes per read */
+	unsigned align;	  /* reads rounded up to this (O_DIRECT), or 1 */
 	const struct bmaptk_progress *progress;
 	volatile sig_atomic_t *interrupted;
 	/* Called once per range, serialised, with its digest. */

@@ -37,8 +37,8 @@ struct bmaptk_registry *bmaptk_registry_new(void)
 
 void registry_keep_handle(struct bmaptk_registry *reg, void *handle)
 {
-	void **grown = realloc(reg->handles,
-			       (reg->nhandles + 1) * sizeof(*grown));
+	void **grown =
+	    realloc(reg->handles, (reg->nhandles + 1) * sizeof(*grown));
 	if (!grown)
 		return; /* the handle leaks, which is harmless */
 	reg->handles = grown;
@@ -77,7 +77,8 @@ int bmaptk_registry_add(struct bmaptk_registry *reg,
 {
 	if (m->abi_version != BMAPTK_ABI_VERSION)
 		return bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
-					"%s: module built for ABI version %d, this bmaptk has ABI version %d",
+					"%s: module built for ABI version %d, "
+					"this bmaptk has ABI version %d",
 					origin, m->abi_version,
 					BMAPTK_ABI_VERSION);
 	if (!m->name || !kind_ops_present(m))
@@ -86,8 +87,8 @@ int bmaptk_registry_add(struct bmaptk_registry *reg,
 					origin);
 	if (reg->count == reg->cap) {
 		size_t cap = reg->cap ? 2 * reg->cap : 16;
-		struct entry *grown = realloc(reg->entries,
-					      cap * sizeof(*grown));
+		struct entry *grown =
+		    realloc(reg->entries, cap * sizeof(*grown));
 		if (!grown)
 			return bmaptk_set_error(err, BMAPTK_ERR_IO, ENOMEM,
 						"out of memory");
@@ -108,8 +109,9 @@ size_t bmaptk_registry_count(const struct bmaptk_registry *reg)
 	return reg->count;
 }
 
-const struct bmaptk_module *bmaptk_registry_get(
-	const struct bmaptk_registry *reg, size_t i, const char **origin)
+const struct bmaptk_module *
+bmaptk_registry_get(const struct bmaptk_registry *reg, size_t i,
+		    const char **origin)
 {
 	if (i >= reg->count)
 		return NULL;
@@ -158,22 +160,22 @@ static const struct bmaptk_module *pick(const struct bmaptk_registry *reg,
 	return best;
 }
 
-const struct bmaptk_module *registry_pick_source(
-	const struct bmaptk_registry *reg, const char *location)
+const struct bmaptk_module *
+registry_pick_source(const struct bmaptk_registry *reg, const char *location)
 {
 	return pick(reg, BMAPTK_MODULE_SOURCE, location, NULL, 0, NULL);
 }
 
-const struct bmaptk_module *registry_pick_codec(
-	const struct bmaptk_registry *reg, const unsigned char *head,
-	size_t len)
+const struct bmaptk_module *
+registry_pick_codec(const struct bmaptk_registry *reg,
+		    const unsigned char *head, size_t len)
 {
 	return pick(reg, BMAPTK_MODULE_CODEC, NULL, head, len, NULL);
 }
 
-const struct bmaptk_module *registry_pick_sink(
-	const struct bmaptk_registry *reg, const char *path,
-	const struct stat *st)
+const struct bmaptk_module *
+registry_pick_sink(const struct bmaptk_registry *reg, const char *path,
+		   const struct stat *st)
 {
 	return pick(reg, BMAPTK_MODULE_SINK, path, NULL, 0, st);
 }

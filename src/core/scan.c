@@ -18,7 +18,7 @@ struct scan_sink {
 	struct bmaptk_hasher *hasher; /* NULL: no checksums */
 	struct block_ranges runs;
 	int in_range;
-	uint64_t expect; /* offset the next byte should have */
+	uint64_t expect;		 /* offset the next byte should have */
 	unsigned char carry[SCAN_BLOCK]; /* a block split across writes */
 	size_t carry_len;
 };
@@ -107,7 +107,8 @@ static int scan_pwrite(struct bmaptk_sink *sink, const void *buf, size_t len,
 			p += n, off += n, len -= n;
 			if (s->carry_len < SCAN_BLOCK)
 				break;
-			if (data_block(s, s->carry, SCAN_BLOCK, at / SCAN_BLOCK))
+			if (data_block(s, s->carry, SCAN_BLOCK,
+				       at / SCAN_BLOCK))
 				return oom(sink, err);
 			s->carry_len = 0;
 			continue;
@@ -126,9 +127,8 @@ static int scan_finish(struct bmaptk_sink *sink, uint64_t image_size,
 	struct scan_sink *s = (struct scan_sink *)sink;
 
 	(void)image_size;
-	if (s->carry_len &&
-	    data_block(s, s->carry, s->carry_len,
-		       (s->expect - s->carry_len) / SCAN_BLOCK))
+	if (s->carry_len && data_block(s, s->carry, s->carry_len,
+				       (s->expect - s->carry_len) / SCAN_BLOCK))
 		return oom(sink, err);
 	s->carry_len = 0;
 	end_range(s);
@@ -147,9 +147,9 @@ static int scan_close(struct bmaptk_sink *sink, int failed)
 }
 
 static const struct bmaptk_sink_ops scan_ops = {
-	.pwrite = scan_pwrite,
-	.finish = scan_finish,
-	.close = scan_close,
+    .pwrite = scan_pwrite,
+    .finish = scan_finish,
+    .close = scan_close,
 };
 
 int create_from_stream(struct bmaptk_stream *image,
@@ -165,8 +165,9 @@ int create_from_stream(struct bmaptk_stream *image,
 	int rc;
 
 	*out = NULL;
-	if (!s || !b || (!opts->no_checksum &&
-			 !(s->hasher = bmaptk_hasher_new(BMAPTK_HASH_SHA256)))) {
+	if (!s || !b ||
+	    (!opts->no_checksum &&
+	     !(s->hasher = bmaptk_hasher_new(BMAPTK_HASH_SHA256)))) {
 		free(b);
 		if (s)
 			scan_close(&s->base, 1);
@@ -191,7 +192,7 @@ int create_from_stream(struct bmaptk_stream *image,
 		s->runs.v = NULL;
 		for (size_t i = 0; i < b->nranges; i++)
 			b->mapped_blocks_count +=
-				b->ranges[i].last - b->ranges[i].first + 1;
+			    b->ranges[i].last - b->ranges[i].first + 1;
 		*out = b;
 		b = NULL;
 	}

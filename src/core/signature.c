@@ -24,7 +24,8 @@ int bmaptk_verify_signature(const char *data, size_t len, const char *sig,
 	(void)data, (void)len, (void)sig, (void)sig_len, (void)keyring;
 	(void)sigs, (void)nsigs, (void)plain, (void)plain_len;
 	return bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
-				"%s: cannot verify the signature: bmaptk was built without gpgme; use --no-sig-verify",
+				"%s: cannot verify the signature: bmaptk was "
+				"built without gpgme; use --no-sig-verify",
 				name);
 }
 
@@ -42,9 +43,10 @@ static int remove_entry(const char *path, const struct stat *st, int flag,
 static int gpg_fail(struct bmaptk_error *err, const char *name,
 		    const char *what, gpgme_error_t e)
 {
-	return bmaptk_set_error(err, BMAPTK_ERR_VERIFY, 0,
-				"%s: failure when trying to verify the GPG signature: %s: %s",
-				name, what, gpgme_strerror(e));
+	return bmaptk_set_error(
+	    err, BMAPTK_ERR_VERIFY, 0,
+	    "%s: failure when trying to verify the GPG signature: %s: %s", name,
+	    what, gpgme_strerror(e));
 }
 
 /* A GnuPG home holding only the keys of keyring. */
@@ -56,9 +58,9 @@ static int use_keyring(gpgme_ctx_t ctx, const char *keyring, char *home,
 	gpgme_error_t e;
 
 	if (!mkdtemp(home))
-		return bmaptk_set_error(err, BMAPTK_ERR_IO, errno,
-					"cannot make a temporary GnuPG home: %s",
-					strerror(errno));
+		return bmaptk_set_error(
+		    err, BMAPTK_ERR_IO, errno,
+		    "cannot make a temporary GnuPG home: %s", strerror(errno));
 	e = gpgme_ctx_set_engine_info(ctx, GPGME_PROTOCOL_OpenPGP, NULL, home);
 	if (!e)
 		e = gpgme_data_new_from_file(&keys, keyring, 1);
@@ -70,10 +72,10 @@ static int use_keyring(gpgme_ctx_t ctx, const char *keyring, char *home,
 	gpgme_data_release(keys);
 	res = e ? NULL : gpgme_op_import_result(ctx);
 	if (e || !res || res->imported + res->unchanged == 0)
-		return bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
-					"%s: no OpenPGP keys in the keyring (%s)",
-					keyring,
-					e ? gpgme_strerror(e) : "nothing imported");
+		return bmaptk_set_error(
+		    err, BMAPTK_ERR_USAGE, 0,
+		    "%s: no OpenPGP keys in the keyring (%s)", keyring,
+		    e ? gpgme_strerror(e) : "nothing imported");
 	return 0;
 }
 
@@ -93,11 +95,14 @@ static void describe(gpgme_ctx_t ctx, gpgme_signature_t s,
 	out->good = gpgme_err_code(s->status) == GPG_ERR_NO_ERROR &&
 		    !(s->summary & bad);
 	if (s->summary & GPGME_SIGSUM_KEY_MISSING)
-		snprintf(out->why, sizeof(out->why), "unknown signer (no public key)");
+		snprintf(out->why, sizeof(out->why),
+			 "unknown signer (no public key)");
 	else if (s->summary & GPGME_SIGSUM_KEY_REVOKED)
 		snprintf(out->why, sizeof(out->why), "the key is revoked");
-	else if (s->summary & (GPGME_SIGSUM_KEY_EXPIRED | GPGME_SIGSUM_SIG_EXPIRED))
-		snprintf(out->why, sizeof(out->why), "the key or signature has expired");
+	else if (s->summary &
+		 (GPGME_SIGSUM_KEY_EXPIRED | GPGME_SIGSUM_SIG_EXPIRED))
+		snprintf(out->why, sizeof(out->why),
+			 "the key or signature has expired");
 	else if (!out->good)
 		snprintf(out->why, sizeof(out->why), "%s",
 			 gpgme_strerror(s->status));
@@ -183,9 +188,9 @@ int bmaptk_verify_signature(const char *data, size_t len, const char *sig,
 				: gpgme_op_verify(ctx, text, NULL, out);
 		/* A bad signature is a result, not a failure to verify. */
 		if (e && gpgme_err_code(e) != GPG_ERR_BAD_SIGNATURE)
-			rc = gpg_fail(err, name,
-				      "make sure the bmap file has proper GPG format",
-				      e);
+			rc = gpg_fail(
+			    err, name,
+			    "make sure the bmap file has proper GPG format", e);
 	}
 	if (!rc)
 		rc = collect(ctx, sigs, nsigs, name, err);

@@ -28,10 +28,9 @@ int read_whole_file(const char *path, size_t max, char **data, size_t *len,
 			if (!grown) {
 				free(buf);
 				close(fd);
-				return bmaptk_set_error(err, BMAPTK_ERR_IO,
-							ENOMEM,
-							"%s: out of memory",
-							path);
+				return bmaptk_set_error(
+				    err, BMAPTK_ERR_IO, ENOMEM,
+				    "%s: out of memory", path);
 			}
 			buf = grown;
 		}
@@ -107,7 +106,8 @@ ssize_t stream_read_full(struct bmaptk_stream *s, void *buf, size_t len,
 	size_t done = 0;
 
 	while (done < len) {
-		ssize_t n = s->ops->read(s, (char *)buf + done, len - done, err);
+		ssize_t n =
+		    s->ops->read(s, (char *)buf + done, len - done, err);
 		if (n < 0)
 			return -1;
 		if (n == 0)
@@ -137,9 +137,10 @@ int stream_skip(struct bmaptk_stream *s, uint64_t n, struct bmaptk_error *err)
 		if (got < 0)
 			rc = err->status;
 		else if (got == 0)
-			rc = bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
-					      "%s: the image ends before the bmap says it does",
-					      s->name);
+			rc = bmaptk_set_error(
+			    err, BMAPTK_ERR_USAGE, 0,
+			    "%s: the image ends before the bmap says it does",
+			    s->name);
 		else
 			n -= (uint64_t)got;
 	}
@@ -158,7 +159,8 @@ void *aligned_buffer(size_t len)
 
 const char *human_size(uint64_t bytes, char *buf, size_t len)
 {
-	static const char *units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB"};
+	static const char *units[] = {"bytes", "KiB", "MiB",
+				      "GiB",   "TiB", "PiB"};
 	double v = (double)bytes;
 	unsigned u = 0;
 

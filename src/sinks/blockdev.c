@@ -398,10 +398,10 @@ static int blockdev_ioctl_range(struct bmaptk_sink *s, unsigned long req,
 		return bmaptk_set_error(err, BMAPTK_ERR_USAGE, errno,
 					"%s: the device does not support %s",
 					s->name, what);
-	return bmaptk_set_error(err, BMAPTK_ERR_IO, errno,
-				"%s: %s of %llu bytes at offset %llu failed: %s",
-				s->name, what, (unsigned long long)len,
-				(unsigned long long)off, strerror(errno));
+	return bmaptk_set_error(
+	    err, BMAPTK_ERR_IO, errno,
+	    "%s: %s of %llu bytes at offset %llu failed: %s", s->name, what,
+	    (unsigned long long)len, (unsigned long long)off, strerror(errno));
 }
 
 static int blockdev_discard(struct bmaptk_sink *s, uint64_t off, uint64_t len,

@@ -46,21 +46,24 @@ static int fd_skip(struct bmaptk_stream *s, uint64_t n,
 	if (!f->seekable) {
 		char drop[65536];
 		while (n > 0) {
-			ssize_t got = fd_read(s, drop, MIN(n, sizeof(drop)), err);
+			ssize_t got =
+			    fd_read(s, drop, MIN(n, sizeof(drop)), err);
 			if (got < 0)
 				return err->status;
 			if (got == 0)
-				return bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
-							"%s: the image ends before the bmap says it does",
-							s->name);
+				return bmaptk_set_error(
+				    err, BMAPTK_ERR_USAGE, 0,
+				    "%s: the image ends before the bmap says "
+				    "it does",
+				    s->name);
 			n -= (uint64_t)got;
 		}
 		return 0;
 	}
 	if (s->size != BMAPTK_SIZE_UNKNOWN && f->pos + n > s->size)
-		return bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
-					"%s: the image ends before the bmap says it does",
-					s->name);
+		return bmaptk_set_error(
+		    err, BMAPTK_ERR_USAGE, 0,
+		    "%s: the image ends before the bmap says it does", s->name);
 	if (lseek(f->fd, (off_t)(f->pos + n), SEEK_SET) < 0)
 		return bmaptk_set_error(err, BMAPTK_ERR_IO, errno,
 					"%s: seek error: %s", s->name,
@@ -79,14 +82,13 @@ static void fd_close(struct bmaptk_stream *s)
 }
 
 static const struct bmaptk_stream_ops fd_ops = {
-	.read = fd_read,
-	.skip = fd_skip,
-	.close = fd_close,
+    .read = fd_read,
+    .skip = fd_skip,
+    .close = fd_close,
 };
 
-static struct bmaptk_stream *fd_stream_new(int fd, const char *name,
-					   int owns_fd,
-					   struct bmaptk_error *err)
+static struct bmaptk_stream *
+fd_stream_new(int fd, const char *name, int owns_fd, struct bmaptk_error *err)
 {
 	struct fd_stream *f = calloc(1, sizeof(*f));
 	struct stat st;
@@ -129,10 +131,9 @@ static struct bmaptk_stream *file_open(const char *location,
 	(void)opts;
 	fd = open(location, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		bmaptk_set_error(err, errno == ENOENT ? BMAPTK_ERR_USAGE
-						      : BMAPTK_ERR_IO,
-				 errno, "%s: cannot open: %s", location,
-				 strerror(errno));
+		bmaptk_set_error(
+		    err, errno == ENOENT ? BMAPTK_ERR_USAGE : BMAPTK_ERR_IO,
+		    errno, "%s: cannot open: %s", location, strerror(errno));
 		return NULL;
 	}
 	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -145,18 +146,18 @@ static struct bmaptk_stream *file_open(const char *location,
 }
 
 static const struct bmaptk_source_module file_ops = {
-	.probe = file_probe,
-	.open = file_open,
+    .probe = file_probe,
+    .open = file_open,
 };
 
 const struct bmaptk_module bmaptk_source_file = {
-	.abi_version = BMAPTK_ABI_VERSION,
-	.kind = BMAPTK_MODULE_SOURCE,
-	.name = "file",
-	.description = "local files; holes skipped by seeking",
-	.version = "1",
-	.priority = 0,
-	.u.source = &file_ops,
+    .abi_version = BMAPTK_ABI_VERSION,
+    .kind = BMAPTK_MODULE_SOURCE,
+    .name = "file",
+    .description = "local files; holes skipped by seeking",
+    .version = "1",
+    .priority = 0,
+    .u.source = &file_ops,
 };
 
 static int stdin_probe(const char *location)
@@ -174,16 +175,16 @@ static struct bmaptk_stream *stdin_open(const char *location,
 }
 
 static const struct bmaptk_source_module stdin_ops = {
-	.probe = stdin_probe,
-	.open = stdin_open,
+    .probe = stdin_probe,
+    .open = stdin_open,
 };
 
 const struct bmaptk_module bmaptk_source_stdin = {
-	.abi_version = BMAPTK_ABI_VERSION,
-	.kind = BMAPTK_MODULE_SOURCE,
-	.name = "stdin",
-	.description = "the image on standard input (\"-\"); needs --bmap",
-	.version = "1",
-	.priority = 0,
-	.u.source = &stdin_ops,
+    .abi_version = BMAPTK_ABI_VERSION,
+    .kind = BMAPTK_MODULE_SOURCE,
+    .name = "stdin",
+    .description = "the image on standard input (\"-\"); needs --bmap",
+    .version = "1",
+    .priority = 0,
+    .u.source = &stdin_ops,
 };

@@ -527,7 +527,11 @@ void url_classify(struct url_stream *s)
 			 detail(s));
 		break;
 	case CURLE_OPERATION_TIMEDOUT:
-		url_fail(s, again, ETIMEDOUT, "timed out: %s", detail(s));
+		url_fail(s, again, ETIMEDOUT, "%s: %s",
+			 strncmp(s->errbuf, "Resolving", 9)
+			     ? "timed out"
+			     : "cannot resolve the host name",
+			 detail(s));
 		break;
 	case CURLE_PEER_FAILED_VERIFICATION:
 		if (s->hostkey_problem[0])

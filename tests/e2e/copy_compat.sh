@@ -55,7 +55,7 @@ done
 BAD=$E2E_TMP/bad.image
 cp "$REF" "$BAD"
 old=$(od -An -tu1 -j $((16 * 4096 + 100)) -N1 "$BAD" | tr -d ' ')
-printf "\\$(printf %03o $(((old + 1) % 256)))" |
+printf '%b' "\\$(printf %03o $(((old + 1) % 256)))" |
 	dd of="$BAD" bs=1 seek=$((16 * 4096 + 100)) conv=notrunc status=none
 cmp -s "$REF" "$BAD" && fail "cannot corrupt the image"
 gzip -c "$BAD" >"$BAD.gz"

@@ -326,7 +326,8 @@ psplash() {
 	cat "$fifo" >"$E2E_TMP/psplash.out" 3>&- &
 	cat_pid=$!
 	for _ in $(seq 100); do
-		ls -l "/proc/$cat_pid/fd" 2>/dev/null | grep -q psplash_fifo &&
+		readlink "/proc/$cat_pid/fd/"* 2>/dev/null |
+			grep -q psplash_fifo &&
 			break
 		sleep 0.05
 	done
