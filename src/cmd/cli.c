@@ -1,6 +1,7 @@
 /* Option parsing from each command's table (so --help never drifts from
  * what is accepted), messages, the registry and signals. */
 #include <getopt.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -329,16 +330,22 @@ struct bmaptk_registry *cli_registry(void)
 	return reg;
 }
 
+static pthread_t main_thread;
+
+/* Any thread may take the signal; the main thread is the one that may be
+ * blocked reading the image, so it is woken too. */
 static void on_signal(int sig)
 {
-	(void)sig;
 	cli_interrupted = 1;
+	if (!pthread_equal(pthread_self(), main_thread))
+		pthread_kill(main_thread, sig);
 }
 
 void cli_catch_signals(void)
 {
 	struct sigaction sa;
 
+	main_thread = pthread_self();
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);

@@ -1,7 +1,8 @@
 /* bzip2 codec: single, concatenated (pbzip2, cat) and many-block (lbzip2)
- * streams. With more than one CPU the blocks are decoded in parallel
- * (bzip2_mt.c); otherwise libbz2 streams through the input here.
- * BMAPTK_BZIP2_THREADS=N overrides the thread count (1: streaming). */
+ * streams. Blocks are decoded in parallel, one worker per CPU
+ * (bzip2_mt.c). BMAPTK_BZIP2_THREADS=N sets the number of workers; 0
+ * streams through plain libbz2 on the caller's thread instead (the
+ * reference the tests compare against). */
 #include <bzlib.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -221,11 +222,12 @@ static struct bmaptk_stream *seq_open(struct bmaptk_stream *inner,
 static unsigned thread_count(void)
 {
 	const char *env = getenv("BMAPTK_BZIP2_THREADS");
+	char *end;
 	long n;
 
 	if (env && *env) {
-		n = strtol(env, NULL, 10);
-		if (n > 0)
+		n = strtol(env, &end, 10);
+		if (!*end && n >= 0)
 			return (unsigned)MIN(n, 1024);
 	}
 	return online_cpus();
@@ -236,7 +238,7 @@ static struct bmaptk_stream *open_(struct bmaptk_stream *inner,
 {
 	unsigned n = thread_count();
 
-	if (n <= 1)
+	if (!n)
 		return seq_open(inner, err);
 	return bzip2_mt_open(inner, n, err);
 }

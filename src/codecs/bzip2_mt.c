@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "bzip2_bits.h"
+#include "bzip2_block.h"
 #include "bzip2_mt.h"
 #include "util.h"
 
@@ -92,6 +93,7 @@ struct bzmem {
 struct worker {
 	struct bz2mt *s;
 	pthread_t tid;
+	struct bzip2_block blk;
 	struct bzmem mem[BZMEM_SLOTS]; /* libbz2's buffers, kept for reuse */
 };
 
@@ -622,9 +624,10 @@ static void chunk_publish(struct bz2mt *s, struct piece *p, struct chunk *c)
 	pthread_mutex_unlock(&s->lock);
 }
 
-/* Decode p into published chunks. Returns 0 when the whole stream decoded
- * and its CRC matched. */
-static int decode_piece(struct bz2mt *s, struct worker *w, struct piece *p)
+/* Decode p with libbz2 into published chunks. Returns 0 when the whole
+ * stream decoded and its CRC matched. */
+static int decode_piece_libbz2(struct bz2mt *s, struct worker *w,
+			       struct piece *p)
 {
 	bz_stream z;
 	struct chunk *c = NULL;
@@ -672,6 +675,42 @@ static int decode_piece(struct bz2mt *s, struct worker *w, struct piece *p)
 	return rc;
 }
 
+/* Write out the block w->blk holds, then check its CRC. */
+static int emit_piece(struct bz2mt *s, struct worker *w, struct piece *p)
+{
+	for (;;) {
+		struct chunk *c = chunk_get(s, p);
+		if (!c)
+			return -1;
+		c->len = bzip2_block_emit(&w->blk, c->data, CHUNK_SIZE);
+		p->produced += c->len;
+		if (!c->len) {
+			chunk_put(s, c);
+			break;
+		}
+		chunk_publish(s, p, c);
+		if (c->len < CHUNK_SIZE)
+			break;
+	}
+	return bzip2_block_check(&w->blk);
+}
+
+/* Our block decoder first; libbz2 for what it does not take (randomised
+ * blocks), and to confirm a rejection before the piece counts as bad. */
+static int decode_piece(struct bz2mt *s, struct worker *w, struct piece *p)
+{
+	int rc = bzip2_block_decode(&w->blk, p->wrapped, 32, p->nbits,
+				    (unsigned)p->level);
+
+	if (rc == BZIP2_BLOCK_OK)
+		return emit_piece(s, w, p);
+	if (rc == BZIP2_BLOCK_NOMEM) {
+		p->oom = 1;
+		return -1;
+	}
+	return decode_piece_libbz2(s, w, p);
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -701,6 +740,7 @@ static void *worker_main(void *arg)
 	}
 	pthread_mutex_unlock(&s->lock);
 	bzmem_release(w);
+	bzip2_block_free(&w->blk);
 	return NULL;
 }
 

@@ -395,6 +395,32 @@ static int produce_range(struct producer *pr, size_t index, uint64_t off,
 	return 0;
 }
 
+/* A compressed image is decoded to its end even past the last range: its
+ * trailer (gzip's length, xz's footer, zstd's checksum) is what proves it
+ * was not cut short. A raw file is not read on. */
+static int drain(struct producer *pr)
+{
+	struct bmaptk_stream *img = pr->p->image;
+	const size_t cap = 1 << 20;
+	char *scratch;
+	ssize_t got = 1;
+
+	if (!img->format || !strcmp(img->format, "raw"))
+		return 0;
+	if (!(scratch = malloc(cap)))
+		return bmaptk_set_error(&pr->err, BMAPTK_ERR_IO, ENOMEM,
+					"out of memory");
+	while (got > 0 && !interrupted(pr)) {
+		uint64_t hole = img->ops->hole ? img->ops->hole(img) : 0;
+		if (hole)
+			got = stream_skip(img, hole, &pr->err) ? -1 : 1;
+		else
+			got = img->ops->read(img, scratch, cap, &pr->err);
+	}
+	free(scratch);
+	return got < 0 || pr->err.status ? pr->err.status : 0;
+}
+
 static void produce(struct pipeline *p)
 {
 	struct producer pr = {.p = p};
@@ -409,6 +435,8 @@ static void produce(struct pipeline *p)
 			bmaptk_range_span(b, &b->ranges[i], &off, &len);
 			rc = produce_range(&pr, i, off, len);
 		}
+		if (!rc)
+			rc = drain(&pr);
 	}
 	if (!rc)
 		flush_slot(&pr);

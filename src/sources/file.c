@@ -25,9 +25,13 @@ static ssize_t fd_read(struct bmaptk_stream *s, void *buf, size_t len,
 	struct fd_stream *f = (struct fd_stream *)s;
 	ssize_t n;
 
-	do
-		n = read(f->fd, buf, len);
-	while (n < 0 && errno == EINTR);
+	n = read(f->fd, buf, len);
+	/* Only SIGINT/SIGTERM handlers interrupt reads here: the user wants
+	 * out, even of a pipe that stalls. */
+	if (n < 0 && errno == EINTR)
+		return bmaptk_set_error(err, BMAPTK_ERR_INTERRUPTED, EINTR,
+					"%s: interrupted", s->name),
+		       -1;
 	if (n < 0)
 		return bmaptk_set_error(err, BMAPTK_ERR_IO, errno,
 					"%s: read error at offset %llu: %s",
