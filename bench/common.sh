@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Helpers shared by the benchmarks (source it; do not run it).
 #
 # Images are generated once, deterministically, into $BENCH_DIR (default

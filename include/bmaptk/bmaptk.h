@@ -149,6 +149,8 @@ int bmaptk_discover_bmap(const struct bmaptk_registry *reg, const char *image,
 char *bmaptk_bmap_candidate(const char *image, unsigned i);
 /* location with suffix added to its path (before a URL's query), malloc'd. */
 char *bmaptk_add_suffix(const char *location, const char *suffix);
+/* location for messages: a URL's "user:password@" removed; malloc'd. */
+char *bmaptk_redact(const char *location);
 
 /* ---- progress, shared by the engines
  * ----------------------------------------- */

@@ -9,6 +9,20 @@
 #include "cmd.h"
 #include "util.h"
 
+/* A path or URL as messages show it: without a URL's password. Two
+ * buffers, so that one message can show two names. */
+static const char *shown(const char *location)
+{
+	static char buf[2][4096];
+	static int next;
+	char *r = bmaptk_redact(location);
+	char *out = buf[next++ % 2];
+
+	snprintf(out, sizeof(buf[0]), "%s", r ? r : "(out of memory)");
+	free(r);
+	return out;
+}
+
 static int read_named(const char *path, const char *what, char **data,
 		      size_t *len, struct bmaptk_error *err)
 {
@@ -17,7 +31,7 @@ static int read_named(const char *path, const char *what, char **data,
 
 	if (rc && err->sys_errno == ENOENT)
 		bmaptk_set_error(err, BMAPTK_ERR_USAGE, ENOENT,
-				 "%s: cannot open %s: %s", path, what,
+				 "%s: cannot open %s: %s", shown(path), what,
 				 strerror(ENOENT));
 	return rc;
 }
@@ -51,7 +65,7 @@ static int find_signature(const char *bmap_path, char **sig, size_t *len,
 					    "out of memory");
 		if (!rc) {
 			cli_info("discovered signature file for bmap '%s'",
-				 cand);
+				 shown(cand));
 			*sig_path = cand;
 			return 0;
 		}
@@ -106,7 +120,7 @@ static int check_signature(const char *bmap_path, char **data, size_t *len,
 	int rc = 0;
 
 	if (clear)
-		cli_info("discovered inline signature in %s", bmap_path);
+		cli_info("discovered inline signature in %s", shown(bmap_path));
 	else if (cli.sig.no_verify) {
 		cli.sig_state = "not-checked";
 		return 0;
@@ -122,10 +136,10 @@ static int check_signature(const char *bmap_path, char **data, size_t *len,
 		return 0;
 	}
 	rc = bmaptk_verify_signature(*data, *len, sig, sig_len, cli.sig.keyring,
-				     sig ? sig_path : bmap_path, &sigs, &nsigs,
-				     &plain, &plain_len, err);
+				     shown(sig ? sig_path : bmap_path), &sigs,
+				     &nsigs, &plain, &plain_len, err);
 	if (!rc && !cli.sig.no_verify)
-		rc = judge(sigs, nsigs, sig ? sig_path : bmap_path, err);
+		rc = judge(sigs, nsigs, shown(sig ? sig_path : bmap_path), err);
 	if (!rc)
 		cli.sig_state = cli.sig.no_verify ? "not-checked" : "verified";
 	if (!rc && clear) {
@@ -166,13 +180,20 @@ int cli_load_bmap(const char *path, const char *image,
 		rc = bmaptk_discover_bmap(cli_registry(), image, &cli.source,
 					  bmap_path, &data, &len, err);
 		if (!rc)
-			cli_info("discovered bmap file '%s'", *bmap_path);
+			cli_info("discovered bmap file '%s'",
+				 shown(*bmap_path));
 	}
 	if (!rc)
 		rc = check_signature(*bmap_path, &data, &len, err);
 	if (!rc)
-		rc = bmaptk_bmap_parse(data, len, *bmap_path, bmap, err);
+		rc = bmaptk_bmap_parse(data, len, shown(*bmap_path), bmap, err);
 	free(data);
+	/* From here on the path is for messages only. */
+	if (*bmap_path) {
+		char *r = bmaptk_redact(*bmap_path);
+		free(*bmap_path);
+		*bmap_path = r;
+	}
 	return rc;
 }
 

@@ -320,12 +320,12 @@ static int copy_image(const struct copy_args *a, const char *image,
 			  bmap ? bmap->image_size : img->size);
 	}
 	if (cli.json)
-		emit_start(image, bmap_path, bmap, dests, n);
+		emit_start(a->shown_image, bmap_path, bmap, dests, n);
 	rc = write_all(a, img, bmap, dests, n, &st);
 	for (size_t i = 0; i < n && a->check && !rc; i++)
 		if (!dests[i].status)
 			dest_check(&dests[i], a, bmap, image);
-	summarize(image, &st, dests, n,
+	summarize(a->shown_image, &st, dests, n,
 		  !a->no_verify && bmap && bmap->range_digests);
 	for (size_t i = 0; i < n; i++) {
 		dest_close(&dests[i]);
@@ -359,14 +359,19 @@ static int run(int argc, char **argv)
 		return BMAPTK_ERR_USAGE;
 	}
 	image = argv[first];
+	if (!(a.shown_image = bmaptk_redact(image))) {
+		cli_error("out of memory");
+		return BMAPTK_ERR_IO;
+	}
 	read_test_switch(&a);
 	if ((rc = check_args(&a, image, argv + first + 1, argc - first - 1)))
-		return rc;
+		goto out;
 	if (cli.source.insecure)
 		cli_warn("--insecure: TLS certificates are not verified");
 	if (!cli_registry()) {
 		cli_error("out of memory");
-		return BMAPTK_ERR_IO;
+		rc = BMAPTK_ERR_IO;
+		goto out;
 	}
 	cli_catch_signals();
 	rc = cli_load_bmap(a.bmap, a.nobmap ? NULL : image, &bmap, &bmap_path,
@@ -375,7 +380,7 @@ static int run(int argc, char **argv)
 					     &err)))
 		rc = err.status;
 	if (!rc)
-		rc = check_image_size(img, bmap, image, &err);
+		rc = check_image_size(img, bmap, a.shown_image, &err);
 	if (rc) {
 		rc = cli_fail(&err);
 		goto out;
@@ -397,6 +402,7 @@ out:
 		img->ops->close(img);
 	bmaptk_bmap_free(bmap);
 	free(bmap_path);
+	free(a.shown_image);
 	return rc;
 }
 

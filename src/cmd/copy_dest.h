@@ -18,6 +18,7 @@ struct copy_args {
 	int force;
 	int rewrite_tries;
 	const char *to;		/* --to: a sink module's name, NULL for auto */
+	char *shown_image;	/* IMAGE for messages, without a URL password */
 	uint64_t lose_write_at; /* BMAPTK_TEST_LOSE_WRITE */
 	int lose_write_always;
 };

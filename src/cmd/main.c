@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bmaptool_compat.h"
 #include "cmd.h"
 #include "events.h"
 
@@ -55,6 +56,8 @@ int main(int argc, char **argv)
 {
 	int i;
 
+	if (bmaptool_invoked(argv[0]))
+		return bmaptool_main(argc, argv);
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "--version")) {

@@ -62,6 +62,29 @@ char *bmaptk_add_suffix(const char *location, const char *suffix)
 	return with_suffix(location, path_end(location), suffix);
 }
 
+char *bmaptk_redact(const char *location)
+{
+	const char *scheme = strstr(location, "://"), *host, *at;
+	size_t auth;
+	char *out;
+
+	if (!scheme)
+		return strdup(location);
+	host = scheme + 3;
+	auth = strcspn(host, "/?#");
+	at = memchr(host, '@', auth);
+	while (at && memchr(at + 1, '@', auth - (size_t)(at + 1 - host)))
+		at = memchr(at + 1, '@', auth - (size_t)(at + 1 - host));
+	if (!at)
+		return strdup(location);
+	out = malloc(strlen(location) + 1);
+	if (!out)
+		return NULL;
+	memcpy(out, location, (size_t)(host - location));
+	strcpy(out + (host - location), at + 1);
+	return out;
+}
+
 char *bmaptk_bmap_candidate(const char *image, unsigned index)
 {
 	size_t plen = path_end(image);
