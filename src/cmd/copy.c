@@ -262,9 +262,13 @@ static int write_all(const struct copy_args *a, struct bmaptk_stream *img,
 		cli_error("out of memory");
 		return BMAPTK_ERR_IO;
 	}
-	for (size_t i = 0; i < n; i++)
-		if (!dests[i].status)
-			which[live] = i, sinks[live++] = dests[i].sink;
+	for (size_t i = 0; i < n; i++) {
+		if (dests[i].status)
+			continue;
+		dests[i].touched = 1;
+		which[live] = i;
+		sinks[live++] = dests[i].sink;
+	}
 	st->sinks = results;
 	cli_progress_start(&progress, "copying", a->psplash_pipe);
 	co.progress.update = cli_progress_update;

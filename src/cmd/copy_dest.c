@@ -46,10 +46,20 @@ void dest_open(struct dest *d, const struct copy_args *a,
 		dest_fail(d, &err);
 		return;
 	}
+	if ((a->check || a->skip_unchanged) && !d->sink->ops->pread) {
+		bmaptk_set_error(&err, BMAPTK_ERR_USAGE, 0,
+				 "%s: this destination cannot be read back, as "
+				 "%s needs",
+				 d->path, a->check ? "--check" : "--skip-unchanged");
+		dest_fail(d, &err);
+		return;
+	}
 	/* Holes go first: a device that cannot discard is refused before
 	 * the first byte of data is written. */
 	if (!bmap)
 		return;
+	d->touched = a->discard || a->zero_holes ||
+		     (a->skip_unchanged && !d->sink->is_blockdev);
 	if (a->discard)
 		rc = bmaptk_sink_clear_holes(d->sink, bmap, 1, &err);
 	else if (a->zero_holes)
@@ -201,6 +211,8 @@ void dest_close(struct dest *d)
 		if (d->sink->ops->close(d->sink, d->status != 0))
 			cli_error("%s: removed the partially written file",
 				  d->path);
+		else if (d->status && !d->touched)
+			cli_info("%s: left as it was", d->path);
 		else if (d->status && blockdev)
 			cli_error("%s: the device holds an incomplete image",
 				  d->path);

@@ -29,6 +29,7 @@ struct dest {
 	int status; /* 0 while it is fine */
 	struct bmaptk_sink_result result;
 	size_t rewritten;  /* ranges rewritten after a bad read-back */
+	int touched;	   /* anything was written to it */
 	const char *check; /* "ok", "bad", or NULL when not checked */
 };
 

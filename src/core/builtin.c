@@ -13,10 +13,20 @@ extern const struct bmaptk_module bmaptk_codec_simg;
 extern const struct bmaptk_module bmaptk_sink_file;
 extern const struct bmaptk_module bmaptk_sink_blockdev;
 extern const struct bmaptk_module bmaptk_sink_simg;
+extern const struct bmaptk_module bmaptk_sink_simg_crc;
 
 const struct bmaptk_module *const bmaptk_builtin_modules[] = {
-    &bmaptk_source_file,   &bmaptk_source_stdin, &bmaptk_source_url,
-    &bmaptk_codec_gzip,	   &bmaptk_codec_xz,	 &bmaptk_codec_bzip2,
-    &bmaptk_codec_zstd,	   &bmaptk_codec_simg,	 &bmaptk_sink_file,
-    &bmaptk_sink_blockdev, &bmaptk_sink_simg,	 NULL,
+    &bmaptk_source_file,
+    &bmaptk_source_stdin,
+    &bmaptk_source_url,
+    &bmaptk_codec_gzip,
+    &bmaptk_codec_xz,
+    &bmaptk_codec_bzip2,
+    &bmaptk_codec_zstd,
+    &bmaptk_codec_simg,
+    &bmaptk_sink_file,
+    &bmaptk_sink_blockdev,
+    &bmaptk_sink_simg,
+    &bmaptk_sink_simg_crc,
+    NULL,
 };
