@@ -97,6 +97,9 @@ static int url_probe(const char *location)
 	for (size_t i = 0; ours[i]; i++) {
 		if (!scheme_is(location, ours[i]))
 			continue;
+		/* Without libcurl, open() says why; bid so that it is asked. */
+		if (!curl_api_load(NULL))
+			return 1;
 		info = curl_version_info(CURLVERSION_NOW);
 		for (have = info->protocols; have && *have; have++)
 			if (!strcasecmp(*have, ours[i]))
@@ -582,6 +585,8 @@ static struct bmaptk_stream *url_open(const char *location,
 	struct url_stream *s;
 	int rc;
 
+	if (!curl_api_load(err))
+		return NULL;
 	pthread_once(&curl_once, curl_init);
 	if (curl_init_rc) {
 		bmaptk_set_error(err, BMAPTK_ERR_IO, 0, "libcurl: %s",

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include <curl/curl.h>
+#include "curl_calls.h"
 
 #include <bmaptk/module.h>
 
