@@ -109,8 +109,25 @@ bench_warm() {
 # bench_corpus BYTES: $BENCH_DIR/corpus-BYTES.bin, rootfs-like data: the
 # contents of files under /usr/lib and /usr/share (up to 4 MiB each) in a
 # fixed shuffled order, cycled if there is not enough.
+# Both generators are prefix-stable (a longer file starts with the shorter
+# one), so an existing larger file is used instead of making another.
+bench_reuse() {
+	local prefix=$1 bytes=$2 f n best= best_n=
+	for f in "$BENCH_DIR/$prefix"-*.bin; do
+		[[ -s $f ]] || continue
+		n=${f##*-}
+		n=${n%.bin}
+		[[ $n =~ ^[0-9]+$ ]] && ((n >= bytes)) || continue
+		if [[ -z $best ]] || ((n < best_n)); then
+			best=$f best_n=$n
+		fi
+	done
+	echo "${best:-$BENCH_DIR/$prefix-$bytes.bin}"
+}
+
 bench_corpus() {
-	local bytes=$1 out="$BENCH_DIR/corpus-$1.bin"
+	local bytes=$1 out
+	out=$(bench_reuse corpus "$bytes")
 	if [[ ! -s $out ]]; then
 		echo "bench: generating $out" >&2
 		python3 - "$out" "$bytes" <<'PY' || bench_die "corpus generation failed"
@@ -154,7 +171,8 @@ PY
 # bench_random BYTES: $BENCH_DIR/random-BYTES.bin, incompressible but
 # deterministic (AES-CTR keystream under a fixed key).
 bench_random() {
-	local bytes=$1 out="$BENCH_DIR/random-$1.bin"
+	local bytes=$1 out
+	out=$(bench_reuse random "$bytes")
 	if [[ ! -s $out ]]; then
 		echo "bench: generating $out" >&2
 		head -c "$bytes" /dev/zero |

@@ -1,0 +1,350 @@
+#!/usr/bin/env bash
+# Build one fully static bmaptk (musl libc) for NFS roots and rescue systems:
+#
+#   scripts/build-static.sh [-B DIR] [--prefix-only] [--check-cache]
+#
+#   -B DIR         build directory (default: build-static in the source tree);
+#                  the binary is DIR/bmaptk (stripped; DIR/bmaptk.debug holds
+#                  its symbols, DIR/bmaptk.map the linker map)
+#   --prefix-only  build (or find) the dependency prefix, print its path
+#   --check-cache  exit 0 if the prefix for this script and today's Debian
+#                  sources is cached, 1 if not; builds nothing
+#
+# 1. A private prefix of the libraries bmaptk needs, built with musl-gcc from
+#    Debian's source packages (so Debian's security fixes are in): zlib,
+#    bzip2, liblzma (decoders), zstd (decompression), OpenSSL (TLS 1.2/1.3,
+#    SHA; assembly kept for SHA-NI), libssh2, libxml2 (no ICU/HTTP/FTP),
+#    libcurl (file ftp ftps http https scp sftp), jansson. Debian's own
+#    static archives cannot be used: their libcurl needs Kerberos and p11-kit
+#    (no static libraries), their libxml2 pulls in 31 MB of ICU data.
+#    The deb-src entries live in a private apt configuration in the cache;
+#    the system's sources are never changed.
+# 2. cmake -DBMAPTK_STATIC=ON (cmake/static.cmake) links DIR/bmaptk with
+#    -static -Wl,--gc-sections. Plugins cannot be loaded by a static binary.
+#
+# The prefix is cached in $BMAPTK_STATIC_CACHE (default
+# /var/cache/bmaptk-static) under a key hashed from this script, musl's
+# version and the versions of the source packages, so CI and later runs
+# reuse it. Needs: musl-tools, dpkg-dev, cmake, make, perl, network access
+# to the Debian mirror on a cold cache.
+# Exit status: 0 ok, 1 not cached (--check-cache), 2 usage, 3 failure.
+set -euo pipefail
+
+SRC=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
+CACHE=${BMAPTK_STATIC_CACHE:-/var/cache/bmaptk-static}
+JOBS=$(nproc 2>/dev/null || echo 2)
+# Source packages, in build order (later ones use earlier ones).
+PKGS=(zlib bzip2 xz-utils libzstd jansson libxml2 openssl libssh2 curl)
+
+die() {
+	echo "build-static: $*" >&2
+	exit 3
+}
+
+say() {
+	printf 'build-static: %s\n' "$*" >&2
+}
+
+usage() {
+	sed -n '3,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	exit 2
+}
+
+need_tools() {
+	local t
+	for t in musl-gcc dpkg-source apt-get cmake make perl sha256sum flock; do
+		command -v "$t" >/dev/null ||
+			die "$t not found (apt-get install musl-tools dpkg-dev cmake make perl)"
+	done
+}
+
+# apt with a private configuration: deb-src twins of the system's Debian
+# deb entries, package lists in the cache, no binary cache written.
+APT_DIR=$CACHE/apt
+apt_opts() {
+	printf '%s\n' \
+		-o "Dir::Etc::SourceList=$APT_DIR/sources.list" \
+		-o "Dir::Etc::SourceParts=$APT_DIR/sources.list.d" \
+		-o "Dir::State::Lists=$APT_DIR/lists" \
+		-o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache=" \
+		-o "APT::Sandbox::User=root"
+}
+
+apt_setup() {
+	local -a opts
+	local entries
+	mkdir -p "$APT_DIR/lists/partial" "$APT_DIR/sources.list.d"
+	entries=$(apt-get indextargets --format \
+		'$(REPO_URI) $(RELEASE) $(COMPONENT)' \
+		'Created-By: Packages' 'Origin: Debian' | sort -u)
+	[[ -n $entries ]] ||
+		die "no Debian entry in the system's apt sources to take deb-src from"
+	sed 's|^|deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] |' \
+		<<<"$entries" >"$APT_DIR/sources.list"
+	mapfile -t opts < <(apt_opts)
+	# Offline, the lists of an earlier run still name the versions.
+	if ! apt-get "${opts[@]}" -qq update >/dev/null 2>"$APT_DIR/update.err" </dev/null; then
+		[[ -n $(ls "$APT_DIR/lists" | grep -v -e partial -e lock) ]] ||
+			die "apt-get update of the deb-src lists failed: $(tail -1 "$APT_DIR/update.err")"
+		say "apt-get update failed; using the lists of an earlier run"
+	fi
+}
+
+# "name_version" of every source package, one a line.
+source_versions() {
+	local -a opts
+	local p dsc
+	mapfile -t opts < <(apt_opts)
+	for p in "${PKGS[@]}"; do
+		dsc=$(apt-get "${opts[@]}" source --print-uris "$p" 2>/dev/null |
+			grep -o "[^ ']*\.dsc'" | tr -d "'") ||
+			die "no source package $p in the Debian lists"
+		echo "${dsc%.dsc}"
+	done
+}
+
+cache_key() {
+	{
+		cat "${BASH_SOURCE[0]}"
+		musl-gcc -dumpversion
+		dpkg-query -W -f='${Version}\n' musl-dev linux-libc-dev 2>/dev/null
+		printf '%s\n' "$VERSIONS"
+	} | sha256sum | cut -c1-16
+}
+
+# ---- building the libraries --------------------------------------------------
+
+export CC=musl-gcc
+# Sections per function and object, so --gc-sections drops what bmaptk
+# never calls; no PIC: the binary is a plain static executable.
+export CFLAGS="-O2 -ffunction-sections -fdata-sections -g0"
+export PKG_CONFIG_LIBDIR   # set to the prefix in build_prefix
+export PKG_CONFIG_PATH=""
+
+fetch_sources() {
+	local -a opts
+	mapfile -t opts < <(apt_opts)
+	mkdir -p "$CACHE/sources"
+	(cd "$CACHE/sources" &&
+		apt-get "${opts[@]}" -qq source --download-only "${PKGS[@]}" \
+			</dev/null >/dev/null) || die "apt-get source failed"
+}
+
+# unpack NAME_VERSION: extract the Debian source (patches applied) into
+# $WORK/NAME and cd there.
+unpack() {
+	local dsc=$CACHE/sources/$1.dsc name=${1%%_*}
+	[[ -f $dsc ]] || die "$dsc missing after download"
+	dpkg-source --no-check -x "$dsc" "$WORK/$name" >/dev/null 2>&1 ||
+		die "dpkg-source -x $dsc failed"
+	cd "$WORK/$name"
+}
+
+# The kernel's UAPI headers (FIEMAP, BLK* ioctls) next to musl's, which
+# ship none.
+kernel_headers() {
+	local multiarch
+	multiarch=$(gcc -print-multiarch)
+	mkdir -p "$P/include"
+	cp -r /usr/include/linux /usr/include/asm-generic "$P/include/"
+	cp -r "/usr/include/$multiarch/asm" "$P/include/asm"
+}
+
+b_zlib() {
+	./configure --static --prefix="$P" >/dev/null
+	make -j"$JOBS" libz.a >/dev/null
+	make install-libs install-headers >/dev/null 2>&1 ||
+		make install >/dev/null
+}
+
+b_bzip2() {
+	local f
+	for f in blocksort huffman crctable randtable compress decompress bzlib; do
+		$CC $CFLAGS -D_FILE_OFFSET_BITS=64 -c "$f.c" -o "$f.o" &
+	done
+	wait
+	ar rcs libbz2.a blocksort.o huffman.o crctable.o randtable.o \
+		compress.o decompress.o bzlib.o
+	install -m 644 libbz2.a "$P/lib/"
+	install -m 644 bzlib.h "$P/include/"
+}
+
+b_xz() {
+	./configure --prefix="$P" --disable-shared --enable-static \
+		--disable-xz --disable-xzdec --disable-lzmadec --disable-lzmainfo \
+		--disable-lzma-links --disable-scripts --disable-doc --disable-nls \
+		--disable-encoders --enable-threads=posix >/dev/null
+	make -C src/liblzma -j"$JOBS" >/dev/null
+	make -C src/liblzma install >/dev/null
+}
+
+b_zstd() {
+	local -a vars=(ZSTD_LIB_COMPRESSION=0 ZSTD_LIB_DICTBUILDER=0
+		ZSTD_LIB_DEPRECATED=0 ZSTD_LEGACY_SUPPORT=0 PREFIX="$P")
+	make -C lib -j"$JOBS" libzstd.a "${vars[@]}" >/dev/null
+	make -C lib install-static install-includes install-pc "${vars[@]}" >/dev/null
+}
+
+b_jansson() {
+	./configure --prefix="$P" --disable-shared --enable-static >/dev/null
+	make -C src -j"$JOBS" >/dev/null
+	make -C src install >/dev/null
+	make install-pkgconfigDATA >/dev/null
+}
+
+b_libxml2() {
+	./configure --prefix="$P" --disable-shared --enable-static \
+		--with-minimum --with-tree --with-threads --without-python \
+		--without-icu --without-http --without-ftp --without-lzma \
+		--without-zlib --without-iconv --without-debug >/dev/null
+	make -j"$JOBS" libxml2.la >/dev/null
+	make install-libLTLIBRARIES install-pkgconfigDATA >/dev/null
+	make -C include install >/dev/null
+}
+
+b_openssl() {
+	# TLS 1.2/1.3, SHA and what libssh2 needs; no loadable modules, no
+	# engines, no configuration file read behind bmaptk's back.
+	./Configure linux-x86_64 --prefix="$P" --libdir=lib --openssldir=/etc/ssl \
+		no-shared no-module no-dso no-engine no-afalgeng no-ktls \
+		no-autoload-config no-tests no-docs no-apps no-ui-console \
+		no-legacy no-comp no-ssl3 no-dtls no-srp no-srtp no-sctp no-psk \
+		no-idea no-mdc2 no-rc2 no-rc4 no-rc5 no-md4 no-des no-dsa \
+		no-camellia no-aria no-seed no-sm2 no-sm3 no-sm4 no-whirlpool \
+		no-gost no-siphash no-cms no-ts no-ocsp no-ct no-cmac \
+		no-scrypt no-ocb no-bf no-cast -ffunction-sections \
+		-fdata-sections >/dev/null
+	make -j"$JOBS" build_libs >/dev/null
+	make install_dev >/dev/null
+}
+
+b_libssh2() {
+	./configure --prefix="$P" --disable-shared --enable-static \
+		--with-crypto=openssl --with-libssl-prefix="$P" --without-libz \
+		--disable-examples-build >/dev/null
+	make -C src -j"$JOBS" >/dev/null
+	make -C src install >/dev/null
+	make -C include install >/dev/null 2>&1 || cp include/*.h "$P/include/"
+	make install-pkgconfigDATA >/dev/null
+}
+
+b_curl() {
+	./configure --prefix="$P" --disable-shared --enable-static \
+		--with-openssl="$P" --with-libssh2="$P" \
+		--without-zlib --without-brotli --without-zstd --without-libpsl \
+		--without-libidn2 --without-nghttp2 --without-librtmp \
+		--without-gssapi --without-ca-bundle --without-ca-path \
+		--with-ca-fallback --disable-openssl-auto-load-config \
+		--enable-threaded-resolver --disable-dict --disable-gopher \
+		--disable-imap --disable-ldap --disable-ldaps --disable-mqtt \
+		--disable-pop3 --disable-rtsp --disable-smb --disable-smtp \
+		--disable-telnet --disable-tftp --disable-manual \
+		--disable-ntlm --disable-ntlm-wb --disable-kerberos-auth \
+		--disable-negotiate-auth --disable-aws --disable-unix-sockets \
+		--disable-alt-svc --disable-hsts --disable-cookies \
+		--disable-mime --disable-netrc --disable-doh \
+		--disable-libcurl-option --disable-progress-meter >/dev/null
+	make -C lib -j"$JOBS" >/dev/null
+	make -C lib install >/dev/null
+	make -C include install >/dev/null
+	install -m 644 libcurl.pc "$P/lib/pkgconfig/"
+}
+
+# One library: unpack its Debian source and run b_NAME, logging to
+# $WORK/NAME.log; prints the seconds it took.
+build_one() {
+	local nv=$1 fn=$2 t0=$SECONDS
+	(
+		unpack "$nv"
+		"$fn"
+	) >"$WORK/${nv%%_*}.log" 2>&1 || {
+		tail -n 30 "$WORK/${nv%%_*}.log" >&2
+		die "building ${nv%%_*} failed (log above)"
+	}
+	say "$(printf '%-9s %3d s' "${nv%%_*}" $((SECONDS - t0)))"
+}
+
+build_prefix() {
+	local t0=$SECONDS nv
+	local -A fn=([zlib]=b_zlib [bzip2]=b_bzip2 [xz-utils]=b_xz
+		[libzstd]=b_zstd [jansson]=b_jansson [libxml2]=b_libxml2
+		[openssl]=b_openssl [libssh2]=b_libssh2 [curl]=b_curl)
+	P=$CACHE/$KEY.partial
+	WORK=$CACHE/work.$$
+	rm -rf "$P" "$WORK"
+	mkdir -p "$P/lib/pkgconfig" "$P/include" "$WORK"
+	PKG_CONFIG_LIBDIR=$P/lib/pkgconfig
+	export CPPFLAGS="-I$P/include" LDFLAGS="-L$P/lib"
+	fetch_sources
+	say "sources fetched in $((SECONDS - t0)) s; building into $P"
+	kernel_headers
+	for nv in $VERSIONS; do
+		build_one "$nv" "${fn[${nv%%_*}]}"
+	done
+	rm -rf "$WORK" "$P/share" "$P/bin" "$P/lib"/*.la
+	mv "$P" "$CACHE/$KEY"
+	say "prefix built in $((SECONDS - t0)) s"
+}
+
+# Keep the three newest prefixes: other checkouts may still want theirs.
+prune() {
+	local old
+	for old in $(ls -1td "$CACHE"/*/ 2>/dev/null | grep -E '/[0-9a-f]{16}/$' |
+		tail -n +4); do
+		rm -rf "$old"
+	done
+	rm -rf "$CACHE"/*.partial "$CACHE"/work.*
+}
+
+build_bmaptk() {
+	local dir=$1 t0=$SECONDS
+	cmake -S "$SRC" -B "$dir" -DCMAKE_C_COMPILER=musl-gcc \
+		-DCMAKE_BUILD_TYPE=Release -DBMAPTK_STATIC=ON \
+		-DBMAPTK_STATIC_PREFIX="$CACHE/$KEY" -DBMAPTK_TESTS=OFF >/dev/null ||
+		die "cmake configure of $dir failed"
+	make -C "$dir" --no-print-directory -j"$JOBS" bmaptk >/dev/null ||
+		die "building $dir/bmaptk failed"
+	say "$dir/bmaptk: $(stat -c %s "$dir/bmaptk") bytes, built in $((SECONDS - t0)) s"
+}
+
+main() {
+	local dir=$SRC/build-static mode=build
+	while (($#)); do
+		case $1 in
+		-B)
+			(($# >= 2)) || usage
+			dir=$2
+			shift
+			;;
+		--prefix-only) mode=prefix ;;
+		--check-cache) mode=check ;;
+		*) usage ;;
+		esac
+		shift
+	done
+	need_tools
+	mkdir -p "$CACHE"
+	exec 9>"$CACHE/lock"
+	flock 9 # one build of the prefix at a time
+	apt_setup
+	VERSIONS=$(source_versions)
+	KEY=$(cache_key)
+	if [[ $mode == check ]]; then
+		[[ -d $CACHE/$KEY ]] && echo "$CACHE/$KEY" && exit 0
+		exit 1
+	fi
+	if [[ -d $CACHE/$KEY ]]; then
+		say "using cached prefix $CACHE/$KEY"
+	else
+		build_prefix
+		prune
+	fi
+	if [[ $mode == prefix ]]; then
+		echo "$CACHE/$KEY"
+		exit 0
+	fi
+	flock -u 9
+	build_bmaptk "$dir"
+}
+
+main "$@"
