@@ -37,6 +37,11 @@ int bzip2_block_decode(struct bzip2_block *b, const unsigned char *buf,
  * done. */
 size_t bzip2_block_emit(struct bzip2_block *b, unsigned char *out, size_t cap);
 
+static inline int bzip2_block_finished(const struct bzip2_block *b)
+{
+	return !b->left && !b->run_left;
+}
+
 /* After the last emit: 0 if the output matches the block's CRC. */
 int bzip2_block_check(const struct bzip2_block *b);
 

@@ -678,19 +678,19 @@ static int decode_piece_libbz2(struct bz2mt *s, struct worker *w,
 /* Write out the block w->blk holds, then check its CRC. */
 static int emit_piece(struct bz2mt *s, struct worker *w, struct piece *p)
 {
-	for (;;) {
+	while (!bzip2_block_finished(&w->blk)) {
 		struct chunk *c = chunk_get(s, p);
+		size_t n;
 		if (!c)
 			return -1;
-		c->len = bzip2_block_emit(&w->blk, c->data, CHUNK_SIZE);
-		p->produced += c->len;
-		if (!c->len) {
+		n = bzip2_block_emit(&w->blk, c->data, CHUNK_SIZE);
+		p->produced += n;
+		if (!n) {
 			chunk_put(s, c);
 			break;
 		}
-		chunk_publish(s, p, c);
-		if (c->len < CHUNK_SIZE)
-			break;
+		c->len = n;
+		chunk_publish(s, p, c); /* c belongs to read() now */
 	}
 	return bzip2_block_check(&w->blk);
 }

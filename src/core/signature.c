@@ -3,6 +3,7 @@
  * one keyring file imported into a throw-away GnuPG home. */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
+#include <stddef.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +32,7 @@ int bmaptk_verify_signature(const char *data, size_t len, const char *sig,
 
 #else
 
-#include <gpgme.h>
+#include "gpgme_api.h"
 
 static int remove_entry(const char *path, const struct stat *st, int flag,
 			struct FTW *ftw)
@@ -46,7 +47,7 @@ static int gpg_fail(struct bmaptk_error *err, const char *name,
 	return bmaptk_set_error(
 	    err, BMAPTK_ERR_VERIFY, 0,
 	    "%s: failure when trying to verify the GPG signature: %s: %s", name,
-	    what, gpgme_strerror(e));
+	    what, GPGME(gpgme_strerror)(e));
 }
 
 /* A GnuPG home holding only the keys of keyring. */
@@ -61,21 +62,22 @@ static int use_keyring(gpgme_ctx_t ctx, const char *keyring, char *home,
 		return bmaptk_set_error(
 		    err, BMAPTK_ERR_IO, errno,
 		    "cannot make a temporary GnuPG home: %s", strerror(errno));
-	e = gpgme_ctx_set_engine_info(ctx, GPGME_PROTOCOL_OpenPGP, NULL, home);
+	e = GPGME(gpgme_ctx_set_engine_info)(ctx, GPGME_PROTOCOL_OpenPGP, NULL,
+					     home);
 	if (!e)
-		e = gpgme_data_new_from_file(&keys, keyring, 1);
+		e = GPGME(gpgme_data_new_from_file)(&keys, keyring, 1);
 	if (e)
 		return bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
 					"%s: cannot read the keyring: %s",
-					keyring, gpgme_strerror(e));
-	e = gpgme_op_import(ctx, keys);
-	gpgme_data_release(keys);
-	res = e ? NULL : gpgme_op_import_result(ctx);
+					keyring, GPGME(gpgme_strerror)(e));
+	e = GPGME(gpgme_op_import)(ctx, keys);
+	GPGME(gpgme_data_release)(keys);
+	res = e ? NULL : GPGME(gpgme_op_import_result)(ctx);
 	if (e || !res || res->imported + res->unchanged == 0)
 		return bmaptk_set_error(
 		    err, BMAPTK_ERR_USAGE, 0,
 		    "%s: no OpenPGP keys in the keyring (%s)", keyring,
-		    e ? gpgme_strerror(e) : "nothing imported");
+		    e ? GPGME(gpgme_strerror)(e) : "nothing imported");
 	return 0;
 }
 
@@ -105,17 +107,18 @@ static void describe(gpgme_ctx_t ctx, gpgme_signature_t s,
 			 "the key or signature has expired");
 	else if (!out->good)
 		snprintf(out->why, sizeof(out->why), "%s",
-			 gpgme_strerror(s->status));
-	if (s->fpr && !gpgme_get_key(ctx, s->fpr, &key, 0) && key && key->uids)
+			 GPGME(gpgme_strerror)(s->status));
+	if (s->fpr && !GPGME(gpgme_get_key)(ctx, s->fpr, &key, 0) && key &&
+	    key->uids)
 		snprintf(out->uid, sizeof(out->uid), "%s",
 			 key->uids->uid ? key->uids->uid : "");
-	gpgme_key_unref(key);
+	GPGME(gpgme_key_unref)(key);
 }
 
 static int collect(gpgme_ctx_t ctx, struct bmaptk_signature **sigs,
 		   size_t *nsigs, const char *name, struct bmaptk_error *err)
 {
-	gpgme_verify_result_t r = gpgme_op_verify_result(ctx);
+	gpgme_verify_result_t r = GPGME(gpgme_op_verify_result)(ctx);
 	size_t n = 0;
 
 	for (gpgme_signature_t s = r ? r->signatures : NULL; s; s = s->next)
@@ -135,11 +138,11 @@ static int take_plain(gpgme_data_t out, char **plain, size_t *plain_len,
 		      const char *name, struct bmaptk_error *err)
 {
 	size_t n;
-	char *p = gpgme_data_release_and_get_mem(out, &n);
+	char *p = GPGME(gpgme_data_release_and_get_mem)(out, &n);
 
 	*plain = malloc(n + 1);
 	if (!*plain) {
-		gpgme_free(p);
+		GPGME(gpgme_free)(p);
 		return bmaptk_set_error(err, BMAPTK_ERR_IO, ENOMEM,
 					"%s: out of memory", name);
 	}
@@ -147,7 +150,7 @@ static int take_plain(gpgme_data_t out, char **plain, size_t *plain_len,
 		memcpy(*plain, p, n);
 	(*plain)[n] = '\0';
 	*plain_len = n;
-	gpgme_free(p);
+	GPGME(gpgme_free)(p);
 	return 0;
 }
 
@@ -168,24 +171,30 @@ int bmaptk_verify_signature(const char *data, size_t len, const char *sig,
 	*nsigs = 0;
 	*plain = NULL;
 	*plain_len = 0;
-	gpgme_check_version(NULL);
-	e = gpgme_new(&ctx);
+	if (!gpgme_api_load(err))
+		return err->status;
+	/* What gpgme_check_version() expands to: it also initialises gpgme. */
+	GPGME(gpgme_check_version_internal)
+	(NULL, offsetof(struct _gpgme_signature, validity));
+	e = GPGME(gpgme_new)(&ctx);
 	if (e)
 		return gpg_fail(err, name, "cannot start gpgme", e);
-	gpgme_set_protocol(ctx, GPGME_PROTOCOL_OpenPGP);
+	GPGME(gpgme_set_protocol)(ctx, GPGME_PROTOCOL_OpenPGP);
 	if (keyring) {
 		rc = use_keyring(ctx, keyring, home, err);
 		made_home = strcmp(home + sizeof(home) - 7, "XXXXXX") != 0;
 	}
 	if (!rc) {
-		e = gpgme_data_new_from_mem(&text, data, len, 0);
+		e = GPGME(gpgme_data_new_from_mem)(&text, data, len, 0);
 		if (!e && sig)
-			e = gpgme_data_new_from_mem(&sigdata, sig, sig_len, 0);
+			e = GPGME(gpgme_data_new_from_mem)(&sigdata, sig,
+							   sig_len, 0);
 		if (!e && !sig)
-			e = gpgme_data_new(&out);
+			e = GPGME(gpgme_data_new)(&out);
 		if (!e)
-			e = sig ? gpgme_op_verify(ctx, sigdata, text, NULL)
-				: gpgme_op_verify(ctx, text, NULL, out);
+			e = sig ? GPGME(gpgme_op_verify)(ctx, sigdata, text,
+							 NULL)
+				: GPGME(gpgme_op_verify)(ctx, text, NULL, out);
 		/* A bad signature is a result, not a failure to verify. */
 		if (e && gpgme_err_code(e) != GPG_ERR_BAD_SIGNATURE)
 			rc = gpg_fail(
@@ -198,10 +207,10 @@ int bmaptk_verify_signature(const char *data, size_t len, const char *sig,
 		rc = take_plain(out, plain, plain_len, name, err);
 		out = NULL;
 	}
-	gpgme_data_release(out);
-	gpgme_data_release(sigdata);
-	gpgme_data_release(text);
-	gpgme_release(ctx);
+	GPGME(gpgme_data_release)(out);
+	GPGME(gpgme_data_release)(sigdata);
+	GPGME(gpgme_data_release)(text);
+	GPGME(gpgme_release)(ctx);
 	if (made_home)
 		nftw(home, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 	if (rc) {
