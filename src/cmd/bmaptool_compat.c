@@ -296,8 +296,9 @@ static void push(struct translation *t, const char *arg)
 	t->argv[t->argc] = NULL;
 }
 
-/* bmaptool reads "ssh://[user[:password]@]host/path" with "cat /path" over
- * ssh; bmaptk's SFTP source reads the same file. NULL: out of memory. */
+/* bmaptool copy reads "ssh://[user[:password]@]host/path" with "cat /path"
+ * over ssh; bmaptk's SFTP source reads the same file. NULL: out of
+ * memory. */
 static const char *from_ssh(struct translation *t, const char *arg)
 {
 	char *url;
@@ -412,7 +413,8 @@ static int parse_command(const struct tool_cmd *c, int argc, char **argv,
 		return rc;
 	push(t, "--");
 	for (int i = optind; i < argc; i++) {
-		if (!(arg = i == optind ? from_ssh(t, argv[i]) : argv[i]))
+		int image = i == optind && c->cmd == &cmd_copy;
+		if (!(arg = image ? from_ssh(t, argv[i]) : argv[i]))
 			goto oom;
 		push(t, arg);
 	}

@@ -989,7 +989,7 @@ static int next_chunk(struct bz2mt *s)
 				       -1;
 			if (p->produced)
 				return fail_corrupt(s, p->start_bit,
-						    "bad block"),
+						    "block CRC mismatch"),
 				       -1;
 			r = merge_head(s);
 			if (r < 0)

@@ -5,12 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libxml/parser.h>
-#include <libxml/tree.h>
-
 #include <bmaptk/bmaptk.h>
 
 #include "util.h"
+#include "xml_api.h"
 
 #define NO_DTD "it declares a DTD or entities, which bmap files never do"
 
@@ -83,7 +81,7 @@ static int parse_u64(const char *s, uint64_t *out, const char **end)
 
 static int element_u64(struct parse_ctx *c, xmlNode *n, uint64_t *out)
 {
-	xmlChar *text = xmlNodeGetContent(n);
+	xmlChar *text = XML(xmlNodeGetContent)(n);
 	const char *end = "";
 	int rc = 0, num;
 
@@ -94,7 +92,7 @@ static int element_u64(struct parse_ctx *c, xmlNode *n, uint64_t *out)
 		rc = bad(c, "<%s> is too large", (const char *)n->name);
 	else if (num || *end)
 		rc = bad(c, "<%s> is not a number", (const char *)n->name);
-	xmlFree(text);
+	XML_FREE(text);
 	return rc;
 }
 
@@ -138,7 +136,7 @@ static int parse_version_text(const char *s, unsigned *major, unsigned *minor)
 
 static int parse_version(struct parse_ctx *c, xmlNode *root)
 {
-	xmlChar *v = xmlGetProp(root, (const xmlChar *)"version");
+	xmlChar *v = XML(xmlGetProp)(root, (const xmlChar *)"version");
 	unsigned major = 0, minor = 0;
 	int rc = 0;
 
@@ -156,7 +154,7 @@ static int parse_version(struct parse_ctx *c, xmlNode *root)
 			 (const char *)v);
 	c->b->major = major;
 	c->b->minor = minor;
-	xmlFree(v);
+	XML_FREE(v);
 	return rc;
 }
 
@@ -186,7 +184,7 @@ static int parse_checksum_type(struct parse_ctx *c, xmlNode *n)
 	}
 	if (!n)
 		return bad(c, "%s", "<ChecksumType> is missing");
-	text = xmlNodeGetContent(n);
+	text = XML(xmlNodeGetContent)(n);
 	if (!text)
 		return out_of_memory(c);
 	if (trim_copy((const char *)text, word, sizeof(word)) >= sizeof(word))
@@ -197,7 +195,7 @@ static int parse_checksum_type(struct parse_ctx *c, xmlNode *n)
 		c->b->hash_type = BMAPTK_HASH_SHA1;
 	else
 		rc = bad(c, "unknown ChecksumType '%s'", word);
-	xmlFree(text);
+	XML_FREE(text);
 	return rc;
 }
 
@@ -214,11 +212,11 @@ static int parse_file_digest(struct parse_ctx *c, xmlNode *n)
 		return is_modern(c->b) || c->b->minor >= 3
 			   ? bad(c, "%s", "the bmap file checksum is missing")
 			   : 0;
-	text = xmlNodeGetContent(n);
+	text = XML(xmlNodeGetContent)(n);
 	if (!text)
 		return out_of_memory(c);
 	got = trim_copy((const char *)text, hex, sizeof(hex));
-	xmlFree(text);
+	XML_FREE(text);
 	snprintf(detail, sizeof(detail), "%zu", want);
 	if (got != want || parse_hex(hex, bytes, want / 2))
 		return bad(
@@ -232,7 +230,7 @@ static int parse_file_digest(struct parse_ctx *c, xmlNode *n)
 
 static int parse_range(struct parse_ctx *c, xmlNode *n, struct bmaptk_range *r)
 {
-	xmlChar *text = xmlNodeGetContent(n);
+	xmlChar *text = XML(xmlNodeGetContent)(n);
 	const char *p, *end;
 	int rc = 0;
 
@@ -258,7 +256,7 @@ static int parse_range(struct parse_ctx *c, xmlNode *n, struct bmaptk_range *r)
 		rc = bad(c, "<Range> '%s' ends before it starts",
 			 (const char *)text);
 out:
-	xmlFree(text);
+	XML_FREE(text);
 	return rc;
 }
 
@@ -267,7 +265,7 @@ static int parse_range_digest(struct parse_ctx *c, xmlNode *n,
 			      struct bmaptk_range *r, size_t index)
 {
 	const char *attr = is_modern(c->b) ? "chksum" : "sha1";
-	xmlChar *v = xmlGetProp(n, (const xmlChar *)attr);
+	xmlChar *v = XML(xmlGetProp)(n, (const xmlChar *)attr);
 	char detail[64];
 	int have = v != NULL, rc = 0;
 
@@ -282,7 +280,7 @@ static int parse_range_digest(struct parse_ctx *c, xmlNode *n,
 	else if (have && parse_hex(skip_space((const char *)v), r->digest,
 				   bmaptk_hash_size(c->b->hash_type)))
 		rc = bad(c, "range %s has a malformed checksum", detail);
-	xmlFree(v);
+	XML_FREE(v);
 	return rc;
 }
 
@@ -300,7 +298,7 @@ static int parse_block_map(struct parse_ctx *c, xmlNode *map)
 	for (xmlNode *k = map->children; k; k = k->next) {
 		if (k->type != XML_ELEMENT_NODE)
 			continue;
-		if (xmlStrcmp(k->name, (const xmlChar *)"Range"))
+		if (XML(xmlStrcmp)(k->name, (const xmlChar *)"Range"))
 			return bad(c, "unexpected <%s> in <BlockMap>",
 				   (const char *)k->name);
 		rc = parse_range(c, k, &c->b->ranges[i]);
@@ -341,7 +339,8 @@ static int find_elements(struct parse_ctx *c, xmlNode *root,
 		if (n->type != XML_ELEMENT_NODE)
 			continue;
 		for (int i = 0; i < NSLOTS; i++) {
-			if (xmlStrcmp(n->name, (const xmlChar *)slot_names[i]))
+			if (XML(xmlStrcmp)(n->name,
+					   (const xmlChar *)slot_names[i]))
 				continue;
 			if (slot[i])
 				return bad(c, "<%s> appears twice",
@@ -481,12 +480,12 @@ static void refuse_dtd(void *ctx, const xmlChar *name, const xmlChar *ext_id,
 	(void)ext_id;
 	(void)sys_id;
 	c->saw_dtd = 1;
-	xmlStopParser(px);
+	XML(xmlStopParser)(px);
 }
 
 static int parse_doc(struct parse_ctx *c, const char *data, size_t len)
 {
-	xmlParserCtxtPtr px = xmlNewParserCtxt();
+	xmlParserCtxtPtr px = XML(xmlNewParserCtxt)();
 	xmlDocPtr doc = NULL;
 	xmlNode *root;
 	int rc;
@@ -496,13 +495,13 @@ static int parse_doc(struct parse_ctx *c, const char *data, size_t len)
 	px->_private = c;
 	px->sax->internalSubset = refuse_dtd;
 	/* No network, no DTD loading, no entity substitution, no output. */
-	doc = xmlCtxtReadMemory(px, data, (int)len, c->name, NULL,
-				XML_PARSE_NONET | XML_PARSE_NOERROR |
-				    XML_PARSE_NOWARNING);
+	doc = XML(xmlCtxtReadMemory)(px, data, (int)len, c->name, NULL,
+				     XML_PARSE_NONET | XML_PARSE_NOERROR |
+					 XML_PARSE_NOWARNING);
 	if (c->saw_dtd) {
 		rc = bad(c, "%s", NO_DTD);
 	} else if (!doc) {
-		const xmlError *e = xmlCtxtGetLastError(px);
+		const xmlError *e = XML(xmlCtxtGetLastError)(px);
 		char msg[256] = "not well-formed XML";
 		if (e && e->message) {
 			snprintf(msg, sizeof(msg), "line %d: %s", e->line,
@@ -512,16 +511,16 @@ static int parse_doc(struct parse_ctx *c, const char *data, size_t len)
 		rc = bad(c, "%s", msg);
 	} else if (doc->intSubset || doc->extSubset) {
 		rc = bad(c, "%s", NO_DTD);
-	} else if (!(root = xmlDocGetRootElement(doc)) ||
-		   xmlStrcmp(root->name, (const xmlChar *)"bmap")) {
+	} else if (!(root = XML(xmlDocGetRootElement)(doc)) ||
+		   XML(xmlStrcmp)(root->name, (const xmlChar *)"bmap")) {
 		rc = bad(c, "%s", "the root element is not <bmap>");
 	} else {
 		rc = parse_version(c, root);
 		if (!rc)
 			rc = parse_elements(c, root);
 	}
-	xmlFreeDoc(doc);
-	xmlFreeParserCtxt(px);
+	XML(xmlFreeDoc)(doc);
+	XML(xmlFreeParserCtxt)(px);
 	return rc;
 }
 
@@ -542,6 +541,8 @@ int bmaptk_bmap_parse(const char *data, size_t len, const char *name,
 	    memmem(data, len, "<!ENTITY", 8))
 		return bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
 					"%s: invalid bmap: " NO_DTD, name);
+	if (!xml_api_load(err))
+		return err->status;
 	c.b = calloc(1, sizeof(*c.b));
 	if (!c.b)
 		return bmaptk_set_error(err, BMAPTK_ERR_IO, ENOMEM,
