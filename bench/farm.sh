@@ -94,7 +94,7 @@ PY
 }
 
 # --- 1. --skip-unchanged on a loop device ----------------------------------
-loopdev= ramdir=
+loopdev='' ramdir=''
 cleanup() {
 	[[ -z $loopdev ]] || losetup -d "$loopdev" || true
 	[[ -z $ramdir ]] || rm -rf "$ramdir"
@@ -132,6 +132,7 @@ for l in open(sys.argv[1]):
 		bench_die "$loopdev does not hold $v after --skip-unchanged"
 	wrote=$(((s1 - s0) * 512))
 	# Times: the device is put back to the original (untimed) before each.
+	# shellcheck disable=SC2016 # eval'ed by bench_time
 	BENCH_BEFORE='"$BMAPTK" -q copy --skip-unchanged --bmap "$bmap" "$img" "$loopdev"'
 	bench_time "$runs" "$BMAPTK" copy --skip-unchanged --bmap "$v.bmap" \
 		"$v" "$loopdev" || bench_die "timing --skip-unchanged failed"
@@ -165,6 +166,7 @@ for where in disk ram; do
 			bench_die "no /dev/shm"
 		dir=$ramdir
 	fi
+	# shellcheck disable=SC2016 # eval'ed by bench_time
 	BENCH_BEFORE='rm -f "$dir"/out1 "$dir"/out2 "$dir"/out3'
 	bench_time "$runs" "$BMAPTK" copy --bmap "$bmap" "$img.zst" "$dir/out1" ||
 		bench_die "timing one destination failed"

@@ -90,17 +90,50 @@ apt_setup() {
 	fi
 }
 
-# "name_version" of every source package, one a line.
-source_versions() {
-	local -a opts
-	local p dsc
+# Candidates for every source package, "PKG SUITE NAME_VERSION" a line, the
+# newest first: a mirror may lack the newest .dsc (seen here for security
+# updates), and then the next one is taken.
+source_candidates() {
+	local -a opts suites
+	local p s dsc line
 	mapfile -t opts < <(apt_opts)
+	mapfile -t suites < <(awk '{print $4}' "$APT_DIR/sources.list" | sort -u)
 	for p in "${PKGS[@]}"; do
-		dsc=$(apt-get "${opts[@]}" source --print-uris "$p" 2>/dev/null |
-			grep -o "[^ ']*\.dsc'" | tr -d "'") ||
-			die "no source package $p in the Debian lists"
-		echo "${dsc%.dsc}"
+		local -a found=()
+		for s in "${suites[@]}"; do
+			dsc=$(apt-get "${opts[@]}" source --print-uris "$p/$s" \
+				2>/dev/null | grep -o "[^/' ]*\.dsc'" | tr -d "'") ||
+				continue
+			found+=("$p $s ${dsc%.dsc}")
+		done
+		((${#found[@]})) || die "no source package $p in the Debian lists"
+		sort_newest "${found[@]}"
 	done
+}
+
+# sort_newest LINE...: "PKG SUITE NAME_VERSION" lines by Debian version,
+# newest first (a few lines: insertion sort with dpkg's comparison).
+sort_newest() {
+	local -a out=()
+	local line i v
+	for line in "$@"; do
+		v=${line##*_}
+		for ((i = 0; i < ${#out[@]}; i++)); do
+			dpkg --compare-versions "$(urldecode "$v")" gt \
+				"$(urldecode "${out[i]##*_}")" && break
+		done
+		out=("${out[@]:0:i}" "$line" "${out[@]:i}")
+	done
+	printf '%s\n' "${out[@]}"
+}
+
+urldecode() {
+	local s=${1//%7e/\~}
+	s=${s//%7E/\~}
+	s=${s//%2b/+}
+	s=${s//%2B/+}
+	s=${s//%3a/:}
+	printf '%s' "${s//%3A/:}"
 }
 
 cache_key() {
@@ -108,7 +141,7 @@ cache_key() {
 		cat "${BASH_SOURCE[0]}"
 		musl-gcc -dumpversion
 		dpkg-query -W -f='${Version}\n' musl-dev linux-libc-dev 2>/dev/null
-		printf '%s\n' "$VERSIONS"
+		printf '%s\n' "$CANDIDATES"
 	} | sha256sum | cut -c1-16
 }
 
@@ -121,19 +154,33 @@ export CFLAGS="-O2 -ffunction-sections -fdata-sections -g0"
 export PKG_CONFIG_LIBDIR   # set to the prefix in build_prefix
 export PKG_CONFIG_PATH=""
 
+# Download each package's newest source that the mirror has; sets CHOSEN
+# ("NAME_VERSION" of each, in build order).
 fetch_sources() {
 	local -a opts
+	local p s nv last
 	mapfile -t opts < <(apt_opts)
 	mkdir -p "$CACHE/sources"
-	(cd "$CACHE/sources" &&
-		apt-get "${opts[@]}" -qq source --download-only "${PKGS[@]}" \
-			</dev/null >/dev/null) || die "apt-get source failed"
+	CHOSEN=()
+	for p in "${PKGS[@]}"; do
+		last=
+		while read -r _ s nv; do
+			if (cd "$CACHE/sources" && apt-get "${opts[@]}" -qq source \
+				--download-only "$p/$s" </dev/null >"$WORK/fetch.log" 2>&1); then
+				CHOSEN+=("$(urldecode "$nv")")
+				continue 2
+			fi
+			last=$(grep -m1 -E '^(E|Err):' "$WORK/fetch.log" || true)
+			say "$p/$s: not on the mirror, trying an older one (${last:-?})"
+		done < <(grep "^$p " <<<"$CANDIDATES")
+		die "no source of $p could be downloaded: $last"
+	done
 }
 
 # unpack NAME_VERSION: extract the Debian source (patches applied) into
 # $WORK/NAME and cd there.
 unpack() {
-	local dsc=$CACHE/sources/$1.dsc name=${1%%_*}
+	local dsc=$CACHE/sources/${1#*:}.dsc name=${1%%_*}
 	[[ -f $dsc ]] || die "$dsc missing after download"
 	dpkg-source --no-check -x "$dsc" "$WORK/$name" >/dev/null 2>&1 ||
 		die "dpkg-source -x $dsc failed"
@@ -186,10 +233,11 @@ b_zstd() {
 }
 
 b_jansson() {
-	./configure --prefix="$P" --disable-shared --enable-static >/dev/null
-	make -C src -j"$JOBS" >/dev/null
-	make -C src install >/dev/null
-	make install-pkgconfigDATA >/dev/null
+	cmake -S . -B build -DCMAKE_C_COMPILER="$CC" -DCMAKE_BUILD_TYPE=None \
+		-DCMAKE_C_FLAGS="$CFLAGS" -DCMAKE_INSTALL_PREFIX="$P" \
+		-DCMAKE_INSTALL_LIBDIR=lib -DJANSSON_BUILD_DOCS=OFF \
+		-DJANSSON_EXAMPLES=OFF -DJANSSON_WITHOUT_TESTS=ON >/dev/null
+	make -C build -j"$JOBS" install >/dev/null
 }
 
 b_libxml2() {
@@ -207,7 +255,7 @@ b_openssl() {
 	# engines, no configuration file read behind bmaptk's back.
 	./Configure linux-x86_64 --prefix="$P" --libdir=lib --openssldir=/etc/ssl \
 		no-shared no-module no-dso no-engine no-afalgeng no-ktls \
-		no-autoload-config no-tests no-docs no-apps no-ui-console \
+		no-autoload-config no-tests no-ui-console \
 		no-legacy no-comp no-ssl3 no-dtls no-srp no-srtp no-sctp no-psk \
 		no-idea no-mdc2 no-rc2 no-rc4 no-rc5 no-md4 no-des no-dsa \
 		no-camellia no-aria no-seed no-sm2 no-sm3 no-sm4 no-whirlpool \
@@ -278,9 +326,10 @@ build_prefix() {
 	fetch_sources
 	say "sources fetched in $((SECONDS - t0)) s; building into $P"
 	kernel_headers
-	for nv in $VERSIONS; do
+	for nv in "${CHOSEN[@]}"; do
 		build_one "$nv" "${fn[${nv%%_*}]}"
 	done
+	printf '%s\n' "${CHOSEN[@]}" >"$P/SOURCES"
 	rm -rf "$WORK" "$P/share" "$P/bin" "$P/lib"/*.la
 	mv "$P" "$CACHE/$KEY"
 	say "prefix built in $((SECONDS - t0)) s"
@@ -327,7 +376,7 @@ main() {
 	exec 9>"$CACHE/lock"
 	flock 9 # one build of the prefix at a time
 	apt_setup
-	VERSIONS=$(source_versions)
+	CANDIDATES=$(source_candidates)
 	KEY=$(cache_key)
 	if [[ $mode == check ]]; then
 		[[ -d $CACHE/$KEY ]] && echo "$CACHE/$KEY" && exit 0

@@ -47,8 +47,10 @@ static void drop_cache(int fd)
 	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 }
 
-static int open_medium(const char *dest, int cached, struct medium *m,
-		       struct bmaptk_error *err)
+/* O_DIRECT needs every read to start on a multiple of align: with smaller
+ * blocks, the reads go through the (dropped) page cache instead. */
+static int open_medium(const char *dest, int cached, uint32_t block_size,
+		       struct medium *m, struct bmaptk_error *err)
 {
 	struct stat st;
 	int fd = open(dest, O_RDONLY | O_CLOEXEC), direct = -1, lbs = 512;
@@ -80,6 +82,12 @@ static int open_medium(const char *dest, int cached, struct medium *m,
 	}
 	m->align = 1;
 	m->fd = fd;
+	if (direct >= 0 &&
+	    block_size %
+		(S_ISBLK(st.st_mode) ? (unsigned)lbs : BMAPTK_BUFFER_ALIGN)) {
+		close(direct);
+		direct = -1;
+	}
 	if (direct >= 0) {
 		close(fd);
 		m->fd = direct;
@@ -108,7 +116,7 @@ int bmaptk_check(const struct bmaptk_bmap *b, const char *dest,
 		return bmaptk_set_error(
 		    err, BMAPTK_ERR_USAGE, 0,
 		    "cannot check: the bmap has no checksums");
-	if ((rc = open_medium(dest, opts->cached, &m, err)))
+	if ((rc = open_medium(dest, opts->cached, b->block_size, &m, err)))
 		return rc;
 	if (m.size < b->image_size) {
 		close(m.fd);

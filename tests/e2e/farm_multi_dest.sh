@@ -46,8 +46,8 @@ bm() { # WANT_RC ARG...
 	assert_not_contains "$RUN_ERR" "runtime error:" "stderr of bmaptk $*"
 }
 loop() { # FILE: attach it to a new loop device (DEV), detached at exit
-	local i
-	for i in 1 2 3 4 5; do
+	local _
+	for _ in 1 2 3 4 5; do
 		if DEV=$(losetup -f --show "$1" 2>"$E2E_TMP/losetup.err"); then
 			on_exit "losetup -d '$DEV'"
 			return 0
@@ -68,18 +68,20 @@ zero_span() { # DEV: zeros where the image goes (its holes are not written)
 	head -c "$SIZE" /dev/zero | dd of="$1" bs=1M iflag=fullblock \
 		oflag=direct status=none || fail "cannot zero $1"
 }
-# json_dests FILE: "dest status exit check" per `dest` event, and checks
-# that every line of FILE is a JSON object.
+# json_dests FILE: "dest status exit check" per `dest` event, then
+# "summary OK FAILED" and "error EXIT" (every line must parse).
 json_dests() {
 	"$PYTHON" - "$1" <<'EOF'
 import json, sys
-for line in open(sys.argv[1], encoding="utf-8"):
-    o = json.loads(line)
+evs = [json.loads(line) for line in open(sys.argv[1], encoding="utf-8")]
+for o in evs:
     if o["event"] == "dest":
         print(o["dest"], o["status"], o["exit"], o.get("check", "-"))
-    elif o["event"] == "summary":
+for o in evs:
+    if o["event"] == "summary":
         print("summary", o["dests_ok"], o["dests_failed"])
-    elif o["event"] == "error":
+for o in evs:
+    if o["event"] == "error":
         print("error", o["exit"])
 EOF
 }
@@ -148,10 +150,10 @@ zero_span "$L"
 bm 3 --json copy --check "$ZST" "$F1" "$TINY/card.img" "$L"
 printf '%s\n' "$RUN_ERR" >"$E2E_TMP/enospc.json"
 got=$(json_dests "$E2E_TMP/enospc.json") || fail "bad JSON: [$RUN_ERR]"
-assert_eq "summary 2 1
-$F1 ok 0 ok
+assert_eq "$F1 ok 0 ok
 $TINY/card.img failed 3 -
 $L ok 0 ok
+summary 2 1
 error 3" "$got" "JSON events with a full file system"
 holds "$F1" "ENOSPC --check"
 holds "$L" "ENOSPC --check"

@@ -70,8 +70,8 @@ bm() {
 # loop FILE: attach FILE to a new loop device (DEV, LOOPSTAT), detached at
 # exit.
 loop() {
-	local i
-	for i in 1 2 3 4 5; do
+	local _
+	for _ in 1 2 3 4 5; do
 		if DEV=$(losetup -f --show "$1" 2>"$E2E_TMP/losetup.err"); then
 			on_exit "losetup -d '$DEV'"
 			LOOPSTAT=/sys/block/$(basename "$DEV")/stat

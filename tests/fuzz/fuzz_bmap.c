@@ -22,8 +22,8 @@ static void check_accepted(const struct bmaptk_bmap *b)
 	FUZZ_CHECK(b->major >= 1 && b->major <= 2, "version %u", b->major);
 	FUZZ_CHECK(b->block_size && !(b->block_size & (b->block_size - 1)),
 		   "block size %u", b->block_size);
-	FUZZ_CHECK(b->blocks_count == (b->image_size + b->block_size - 1) /
-					 b->block_size,
+	FUZZ_CHECK(b->blocks_count ==
+		       (b->image_size + b->block_size - 1) / b->block_size,
 		   "blocks count");
 	FUZZ_CHECK(bmaptk_hash_size(b->hash_type), "no hash type");
 	for (size_t i = 0; i < b->nranges; i++) {
@@ -58,13 +58,12 @@ static void check_round_trip(const struct bmaptk_bmap *b)
 	FUZZ_CHECK(!rc, "formatted bmap refused: %s", err.message);
 	FUZZ_CHECK(again->major == 2 && again->minor == 0, "version");
 	FUZZ_CHECK(again->image_size == b->image_size &&
-			   again->block_size == b->block_size &&
-			   again->blocks_count == b->blocks_count &&
-			   again->mapped_blocks_count ==
-			       b->mapped_blocks_count &&
-			   again->hash_type == b->hash_type &&
-			   again->range_digests == b->range_digests &&
-			   again->nranges == b->nranges,
+		       again->block_size == b->block_size &&
+		       again->blocks_count == b->blocks_count &&
+		       again->mapped_blocks_count == b->mapped_blocks_count &&
+		       again->hash_type == b->hash_type &&
+		       again->range_digests == b->range_digests &&
+		       again->nranges == b->nranges,
 		   "header fields changed");
 	for (size_t i = 0; i < b->nranges; i++)
 		FUZZ_CHECK(!memcmp(&again->ranges[i], &b->ranges[i],

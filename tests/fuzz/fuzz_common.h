@@ -15,15 +15,16 @@
 
 /* Decoded bytes (read or skipped) after which a drain stops, so that a
  * decompression bomb costs time proportional to this, not to its size. */
-#define FUZZ_OUTPUT_CAP (64u << 20)
+#define FUZZ_OUTPUT_CAP (16u << 20)
 
 /* A broken promise of the library: report and abort, so libFuzzer keeps
  * the input as a crash. */
 #define FUZZ_CHECK(cond, ...)                                                  \
 	do {                                                                   \
 		if (!(cond)) {                                                 \
-			fprintf(stderr, "fuzz check failed: %s (%s:%d): ",     \
-				#cond, __FILE__, __LINE__);                    \
+			fprintf(stderr,                                        \
+				"fuzz check failed: %s (%s:%d): ", #cond,      \
+				__FILE__, __LINE__);                           \
 			fprintf(stderr, __VA_ARGS__);                          \
 			fputc('\n', stderr);                                   \
 			abort();                                               \
@@ -36,10 +37,10 @@ uint64_t fuzz_hash(const uint8_t *data, size_t len);
 
 /* How the in-memory source behaves for the next open. */
 struct fuzz_mem_opts {
-	unsigned read_mode;   /* 0 whole requests, 1 one byte, 2 varying */
-	int with_skip;	      /* provide the optional skip op */
-	int known_size;	      /* report the size (else SIZE_UNKNOWN) */
-	uint64_t fail_at;     /* fail a read at this offset; UINT64_MAX: never */
+	unsigned read_mode; /* 0 whole requests, 1 one byte, 2 varying */
+	int with_skip;	    /* provide the optional skip op */
+	int known_size;	    /* report the size (else SIZE_UNKNOWN) */
+	uint64_t fail_at;   /* fail a read at this offset; UINT64_MAX: never */
 };
 
 /* Choices for one input of len bytes, from its hash. */

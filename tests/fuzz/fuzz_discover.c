@@ -73,17 +73,17 @@ static struct bmaptk_stream *any_open(const char *location,
 }
 
 static const struct bmaptk_source_module any_source = {
-	.probe = any_probe,
-	.open = any_open,
+    .probe = any_probe,
+    .open = any_open,
 };
 
 static const struct bmaptk_module any_module = {
-	.abi_version = BMAPTK_ABI_VERSION,
-	.kind = BMAPTK_MODULE_SOURCE,
-	.name = "pretend-fs",
-	.version = "1",
-	.priority = 2000,
-	.u.source = &any_source,
+    .abi_version = BMAPTK_ABI_VERSION,
+    .kind = BMAPTK_MODULE_SOURCE,
+    .name = "pretend-fs",
+    .version = "1",
+    .priority = 2000,
+    .u.source = &any_source,
 };
 
 static void check_suffix(const char *loc, const char *suffix)
@@ -93,9 +93,9 @@ static void check_suffix(const char *loc, const char *suffix)
 
 	FUZZ_CHECK(got, "out of memory");
 	FUZZ_CHECK(strlen(got) == strlen(loc) + slen &&
-			   !memcmp(got, loc, plen) &&
-			   !memcmp(got + plen, suffix, slen) &&
-			   !strcmp(got + plen + slen, loc + plen),
+		       !memcmp(got, loc, plen) &&
+		       !memcmp(got + plen, suffix, slen) &&
+		       !strcmp(got + plen + slen, loc + plen),
 		   "add_suffix(%s, %s) = %s", loc, suffix, got);
 	free(got);
 }
@@ -114,16 +114,15 @@ static unsigned check_candidates(const char *image)
 		size_t clen = strlen(c), stem = clen - strlen(tail) - 5;
 		FUZZ_CHECK(i <= dots, "candidate %u of %s: %s", i, image, c);
 		FUZZ_CHECK(clen >= strlen(tail) + 5 &&
-				   !strcmp(c + stem + 5, tail) &&
-				   !memcmp(c + stem, ".bmap", 5) &&
-				   !memcmp(c, image, stem),
+			       !strcmp(c + stem + 5, tail) &&
+			       !memcmp(c + stem, ".bmap", 5) &&
+			       !memcmp(c, image, stem),
 			   "candidate %u of %s: %s", i, image, c);
 		/* Each strips one extension: a '.' and no '/' after it. */
 		FUZZ_CHECK(stem < prev, "candidate %u of %s grew", i, image);
 		FUZZ_CHECK(i == 0 ? stem == plen
 				  : image[stem] == '.' &&
-					!memchr(image + stem, '/',
-						prev - stem),
+					!memchr(image + stem, '/', prev - stem),
 			   "candidate %u of %s: %s", i, image, c);
 		prev = stem;
 		free(c);
@@ -131,8 +130,8 @@ static unsigned check_candidates(const char *image)
 	return i;
 }
 
-static void check_discover(const struct bmaptk_registry *reg,
-			   const char *image, unsigned ncand)
+static void check_discover(const struct bmaptk_registry *reg, const char *image,
+			   unsigned ncand)
 {
 	struct bmaptk_error err = {0};
 	char *path = NULL, *data = NULL, *want = NULL;
@@ -148,7 +147,7 @@ static void check_discover(const struct bmaptk_registry *reg,
 	rc = bmaptk_discover_bmap(reg, image, NULL, &path, &data, &len, &err);
 	if (f == EXISTS) {
 		FUZZ_CHECK(!rc && path && !strcmp(path, want) &&
-				   len == strlen(want) && !strcmp(data, want),
+			       len == strlen(want) && !strcmp(data, want),
 			   "%s: wanted %s, got rc %d %s", image, want, rc,
 			   path ? path : err.message);
 	} else {
@@ -175,9 +174,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 
 	if (!reg) {
 		reg = bmaptk_registry_new();
-		FUZZ_CHECK(reg && !bmaptk_registry_add(reg, &any_module,
-						       "fuzz", &err),
-			   "registry: %s", err.message);
+		FUZZ_CHECK(
+		    reg && !bmaptk_registry_add(reg, &any_module, "fuzz", &err),
+		    "registry: %s", err.message);
 	}
 	if (len < 1)
 		return 0;

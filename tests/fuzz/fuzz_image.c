@@ -4,7 +4,9 @@
  * Built twice over: fuzz_image goes through bmaptk_open_image() (probe
  * and pick, codec chains, the "looks like" refusals); fuzz_codec_NAME
  * (FUZZ_CODEC="NAME") hands the input straight to one codec's open, so the
- * fuzzer spends no time finding the magic. Errors are fine; crashes, leaks,
+ * fuzzer spends no time finding the magic; fuzz_codec_gzip_zlib does the
+ * same with gzip.c built for zlib (FUZZ_CODEC_SYMBOL), the fallback of
+ * builds without ISA-L. Errors are fine; crashes, leaks,
  * hangs, a read returning more than asked, a stream giving another size
  * than it announced, or a failure without a message are not. */
 #include <string.h>
@@ -44,7 +46,23 @@ static void choose_bzip2(uint64_t h)
 	bzip2_mt_test_false_splits = ((h >> 2) & 7) == 0;
 }
 
-#ifdef FUZZ_CODEC
+#if defined(FUZZ_CODEC_SYMBOL)
+/* A codec compiled into the harness itself: gzip.c with zlib, which the
+ * library does not use when it has ISA-L. */
+extern const struct bmaptk_module FUZZ_CODEC_SYMBOL;
+
+static struct bmaptk_stream *open_input(const struct bmaptk_registry *reg,
+					const uint8_t *data, size_t len,
+					const struct fuzz_mem_opts *o,
+					struct bmaptk_error *err)
+{
+	const struct bmaptk_codec_module *c = FUZZ_CODEC_SYMBOL.u.codec;
+
+	(void)reg;
+	(void)c->probe(data, MIN(len, 4096));
+	return c->open(fuzz_mem_stream(data, len, o), err);
+}
+#elif defined(FUZZ_CODEC)
 static struct bmaptk_stream *open_input(const struct bmaptk_registry *reg,
 					const uint8_t *data, size_t len,
 					const struct fuzz_mem_opts *o,

@@ -16,14 +16,15 @@
 #include "fuzz_common.h"
 #include "util.h"
 
-#define RECORD 16
+#define RECORD	    16
 #define MAX_MODULES 32
-#define ORIGIN "fuzz-plugin.so"
+#define ORIGIN	    "fuzz-plugin.so"
 
 static const uint8_t *payload;
 static size_t payload_len;
 
-/* ---- stubs ----------------------------------------------------------------- */
+/* ---- stubs -----------------------------------------------------------------
+ */
 
 static const int bids[] = {0, 1, 7, 100, INT_MAX, -1, INT_MIN, 48};
 
@@ -99,8 +100,8 @@ static void pass_close(struct bmaptk_stream *s)
 }
 
 static const struct bmaptk_stream_ops pass_ops = {
-	.read = pass_read,
-	.close = pass_close,
+    .read = pass_read,
+    .close = pass_close,
 };
 
 static struct bmaptk_stream *codec_open_pass(struct bmaptk_stream *inner,
@@ -147,15 +148,16 @@ typedef struct bmaptk_stream *(*src_open_fn)(const char *,
 typedef struct bmaptk_stream *(*codec_open_fn)(struct bmaptk_stream *,
 					       struct bmaptk_error *);
 
-static int (*const src_probes[])(const char *) = {src_probe_all,
-						  src_probe_none, NULL};
+static int (*const src_probes[])(const char *) = {src_probe_all, src_probe_none,
+						  NULL};
 static const src_open_fn src_opens[] = {src_open_mem, src_open_fail, NULL};
 static int (*const codec_probes[])(const unsigned char *, size_t) = {
-	codec_probe_head, codec_probe_none, NULL};
+    codec_probe_head, codec_probe_none, NULL};
 static const codec_open_fn codec_opens[] = {codec_open_pass, codec_open_fail,
 					    NULL};
 
-/* ---- descriptors from bytes -------------------------------------------------- */
+/* ---- descriptors from bytes
+ * -------------------------------------------------- */
 
 static const char *const names[] = {"file", "gzip", "fuzz", "", "x"};
 
@@ -223,7 +225,8 @@ static int well_formed(const struct built *b)
 	}
 }
 
-/* ---- using the registry --------------------------------------------------- */
+/* ---- using the registry ---------------------------------------------------
+ */
 
 static void use(const struct bmaptk_registry *reg, const char *location)
 {
@@ -268,7 +271,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 
 		build(data + i * RECORD, &mods[i]);
 		rc = bmaptk_registry_add(reg, &mods[i].m, ORIGIN, &err);
-		FUZZ_CHECK(!rc == well_formed(&mods[i]),
+		FUZZ_CHECK((rc == 0) == well_formed(&mods[i]),
 			   "module %zu: add returned %d (%s)", i, rc,
 			   err.message);
 		if (rc) {
@@ -284,7 +287,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	for (size_t i = 0; i < added; i++) {
 		const char *origin = NULL;
 		FUZZ_CHECK(bmaptk_registry_get(reg, before + i, &origin) &&
-				   !strcmp(origin, ORIGIN),
+			       !strcmp(origin, ORIGIN),
 			   "module %zu lost", i);
 	}
 	FUZZ_CHECK(!bmaptk_registry_get(reg, before + added, NULL), "extra");

@@ -18,6 +18,8 @@
 
 extern const struct bmaptk_module bmaptk_codec_bzip2;
 extern int bzip2_mt_test_false_splits;
+uint32_t bzip2_crc32(uint32_t crc, const unsigned char *p, size_t n);
+uint32_t bzip2_crc32_portable(uint32_t crc, const unsigned char *p, size_t n);
 
 #define SMALL_SIZE ((3u << 20) + 1234)
 #define LARGE_SIZE ((7u << 20) + 777) /* several 900k blocks */
@@ -255,6 +257,27 @@ static void test_probe(void **state)
 	assert_int_equal(c->probe((const unsigned char *)"\x1f\x8b\x08", 3), 0);
 }
 
+/* The block CRC: the fast one (ISA-L when built with it) and the table
+ * one agree, on the standard check value too, and can be continued. */
+static void test_crc(void **state)
+{
+	const unsigned char *check = (const unsigned char *)"123456789";
+
+	(void)state;
+	assert_int_equal(bzip2_crc32(0, check, 9), 0xfc891918u);
+	assert_int_equal(bzip2_crc32_portable(0, check, 9), 0xfc891918u);
+	rng_state = 42;
+	for (int i = 0; i < 200; i++) {
+		size_t off = rng() % 4096, len = rng() % 70000, cut;
+		uint32_t a = bzip2_crc32(0, large + off, len);
+		assert_int_equal(a, bzip2_crc32_portable(0, large + off, len));
+		cut = len ? rng() % len : 0;
+		assert_int_equal(a,
+				 bzip2_crc32(bzip2_crc32(0, large + off, cut),
+					     large + off + cut, len - cut));
+	}
+}
+
 static void test_bzip2(void **state)
 {
 	(void)state;
@@ -398,6 +421,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_probe),
+	    cmocka_unit_test(test_crc),
 	    cmocka_unit_test(test_bzip2),
 	    cmocka_unit_test(test_bzip2_level1),
 	    cmocka_unit_test(test_pbzip2),
