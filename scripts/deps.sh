@@ -26,7 +26,8 @@ TEST_PKGS=(
 	openssl gnupg openssh-client
 	e2fsprogs fdisk dosfstools mtools util-linux squashfs-tools
 	android-sdk-libsparse-utils
-	time python3 python3-pyftpdlib jq
+	time python3 python3-pyftpdlib jq curl file
+	mandoc zsh bash-completion # man page lint, completion tests
 	clang-format # the format check in scripts/test.sh
 )
 

@@ -220,10 +220,10 @@ struct bmaptk_copy_stats {
 };
 
 /* Stream IMAGE's mapped bytes into every sink, hashing each range. A sink
- * that fails drops out and the others go on; the run stops only when the
- * data does not verify, the image cannot be read, or every sink failed.
- * Returns 0 when every sink succeeded. Sinks are not finished or closed
- * here. */
+ * that fails drops out and the others go on: its failure is in
+ * stats->sinks. The run fails, and returns that status, only when the data
+ * does not verify, the image cannot be read, it is interrupted, or every
+ * sink failed. Sinks are not finished or closed here. */
 int bmaptk_copy(struct bmaptk_stream *image, struct bmaptk_sink *const *sinks,
 		size_t nsinks, const struct bmaptk_copy_opts *opts,
 		struct bmaptk_copy_stats *stats, struct bmaptk_error *err);

@@ -275,8 +275,8 @@ static int write_all(const struct copy_args *a, struct bmaptk_stream *img,
 	co.progress.ctx = &progress;
 	rc = live ? bmaptk_copy(img, sinks, live, &co, st, &err) : 0;
 	cli_progress_end(&progress);
-	/* A sink's own failure is in its result; any other stops them all
-	 * and is said once. */
+	/* A sink's own failure is in its result; a failure of the run stops
+	 * them all and is said once. */
 	for (size_t k = 0; k < live; k++) {
 		struct dest *d = &dests[which[k]];
 		d->result = results[k];
@@ -293,13 +293,8 @@ static int write_all(const struct copy_args *a, struct bmaptk_stream *img,
 		char w[32];
 		cli_error("interrupted after writing %s",
 			  human_size(st->done_bytes, w, sizeof(w)));
-	} else if (rc) {
-		int said = 0;
-		for (size_t k = 0; k < live; k++)
-			said |= results[k].status &&
-				!strcmp(results[k].err.message, err.message);
-		if (!said)
-			cli_fail(&err);
+	} else if (rc && !(live == 1 && results[0].status)) {
+		cli_fail(&err);
 	}
 	st->sinks = NULL;
 	free(sinks), free(results), free(which);
@@ -325,6 +320,10 @@ static int copy_image(const struct copy_args *a, const char *image,
 	}
 	if (cli.json)
 		emit_start(a->shown_image, bmap_path, bmap, dests, n);
+	if (bmap) {
+		st.image_size = bmap->image_size;
+		st.mapped_bytes = bmaptk_bmap_mapped_bytes(bmap);
+	}
 	rc = write_all(a, img, bmap, dests, n, &st);
 	for (size_t i = 0; i < n && a->check && !rc; i++)
 		if (!dests[i].status)

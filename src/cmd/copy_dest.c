@@ -50,7 +50,8 @@ void dest_open(struct dest *d, const struct copy_args *a,
 		bmaptk_set_error(&err, BMAPTK_ERR_USAGE, 0,
 				 "%s: this destination cannot be read back, as "
 				 "%s needs",
-				 d->path, a->check ? "--check" : "--skip-unchanged");
+				 d->path,
+				 a->check ? "--check" : "--skip-unchanged");
 		dest_fail(d, &err);
 		return;
 	}
@@ -66,6 +67,8 @@ void dest_open(struct dest *d, const struct copy_args *a,
 		rc = bmaptk_sink_clear_holes(d->sink, bmap, 0, &err);
 	else if (a->skip_unchanged && !d->sink->is_blockdev)
 		rc = bmaptk_sink_clear_holes(d->sink, bmap, 1, &err);
+	if (rc && err.status == BMAPTK_ERR_USAGE)
+		d->touched = 0; /* refused: nothing was cleared */
 	if (rc)
 		dest_fail(d, &err);
 }

@@ -79,9 +79,11 @@ void ev_emit(const char *type, json_t *fields)
 	json_decref(obj);
 }
 
+/* The first error is the cause; later ones tell what it left behind. */
 void ev_note_error(const char *message)
 {
-	snprintf(last_error, sizeof(last_error), "%s", message);
+	if (!last_error[0])
+		snprintf(last_error, sizeof(last_error), "%s", message);
 }
 
 void ev_error(int exit_code)

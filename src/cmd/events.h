@@ -14,7 +14,7 @@ void ev_emit(const char *type, json_t *fields);
 
 /* The final error event, from main, with the exit code. */
 void ev_error(int exit_code);
-/* Remember the last error message for ev_error. */
+/* Remember the first error message for ev_error. */
 void ev_note_error(const char *message);
 
 #endif

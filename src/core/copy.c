@@ -194,7 +194,9 @@ static int write_piece(struct consumer *c, const unsigned char *buf, size_t len,
 	struct bmaptk_sink *sink = c->p->sinks[c->sink];
 
 	while (len > 0) {
-		size_t n = MIN(len, COMPARE_CHUNK);
+		/* Chunks on 1 MiB boundaries of the image, so a change costs
+		 * the chunks it touches and no more. */
+		size_t n = MIN(len, COMPARE_CHUNK - off % COMPARE_CHUNK);
 		int rc;
 		if (unchanged(c, buf, n, off)) {
 			c->result.skipped += n;
@@ -567,11 +569,13 @@ int bmaptk_copy(struct bmaptk_stream *image, struct bmaptk_sink *const *sinks,
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	report(&p, cons, ncons, stats, &t0, &t1);
-	/* Every sink must have succeeded; the first failure is the error. */
-	for (size_t i = 0; !rc && i < ncons; i++) {
-		if (cons[i].sink != SIZE_MAX && cons[i].result.status) {
-			*err = cons[i].result.err;
-			rc = err->status;
+	/* A sink's failure is the run's only when no sink is left. */
+	if (!rc && p.sinks_failed == nsinks && nsinks) {
+		for (size_t i = 0; !rc && i < ncons; i++) {
+			if (cons[i].sink != SIZE_MAX) {
+				*err = cons[i].result.err;
+				rc = err->status;
+			}
 		}
 	}
 	for (size_t i = 0; i < ncons; i++) {

@@ -404,16 +404,36 @@ static int blockdev_ioctl_range(struct bmaptk_sink *s, unsigned long req,
 	    (unsigned long long)len, (unsigned long long)off, strerror(errno));
 }
 
+/* The ioctls take whole sectors; only the image's last hole can end
+ * inside one. */
+static uint64_t sector_tail(const struct blockdev_sink *b, uint64_t len)
+{
+	return len % (b->lbs ? b->lbs : 512);
+}
+
 static int blockdev_discard(struct bmaptk_sink *s, uint64_t off, uint64_t len,
 			    struct bmaptk_error *err)
 {
-	return blockdev_ioctl_range(s, BLKDISCARD, "discard", off, len, err);
+	uint64_t tail = sector_tail((struct blockdev_sink *)s, len);
+
+	/* A partial sector is left as it is: discarding is advice. */
+	return blockdev_ioctl_range(s, BLKDISCARD, "discard", off, len - tail,
+				    err);
 }
 
 static int blockdev_zeroout(struct bmaptk_sink *s, uint64_t off, uint64_t len,
 			    struct bmaptk_error *err)
 {
-	return blockdev_ioctl_range(s, BLKZEROOUT, "zeroing", off, len, err);
+	static const char zeros[4096];
+	struct blockdev_sink *b = (struct blockdev_sink *)s;
+	uint64_t tail = sector_tail(b, len);
+	int rc = blockdev_ioctl_range(s, BLKZEROOUT, "zeroing", off, len - tail,
+				      err);
+
+	if (rc || !tail)
+		return rc;
+	return sink_pwrite_fd(b->fd, s->name, zeros, (size_t)tail,
+			      off + len - tail, err);
 }
 
 /* One fsync covers both descriptors: they share the device's page cache,
