@@ -149,8 +149,12 @@ cache_key() {
 
 export CC=musl-gcc
 # Sections per function and object, so --gc-sections drops what bmaptk
-# never calls; no PIC: the binary is a plain static executable.
-export CFLAGS="-O2 -ffunction-sections -fdata-sections -g0"
+# never calls. The decoders, which bound copy speed, are optimised for
+# speed; TLS, SSH, HTTP and XML for size (OpenSSL's hashes and ciphers are
+# assembly either way).
+SPEED="-O2 -ffunction-sections -fdata-sections -g0"
+SMALL="-Os -ffunction-sections -fdata-sections -g0"
+export CFLAGS=$SPEED
 export PKG_CONFIG_LIBDIR   # set to the prefix in build_prefix
 export PKG_CONFIG_PATH=""
 
@@ -178,13 +182,17 @@ fetch_sources() {
 }
 
 # unpack NAME_VERSION: extract the Debian source (patches applied) into
-# $WORK/NAME and cd there.
+# $WORK/NAME and cd there. Debian's patches also touch Makefile.am and
+# configure.ac (curl's for its GnuTLS and NSS flavours, tests, docs); the
+# generated files are made newer so that the release's own configure and
+# Makefile.in are used and no autotools are needed.
 unpack() {
-	local dsc=$CACHE/sources/${1#*:}.dsc name=${1%%_*}
+	local dsc=$CACHE/sources/$1.dsc name=${1%%_*}
 	[[ -f $dsc ]] || die "$dsc missing after download"
-	dpkg-source --no-check -x "$dsc" "$WORK/$name" >/dev/null 2>&1 ||
-		die "dpkg-source -x $dsc failed"
+	dpkg-source --no-check -x "$dsc" "$WORK/$name" >/dev/null
 	cd "$WORK/$name"
+	find . \( -name aclocal.m4 -o -name configure -o -name config.h.in \
+		-o -name Makefile.in \) -exec touch {} +
 }
 
 # The kernel's UAPI headers (FIEMAP, BLK* ioctls) next to musl's, which
@@ -233,6 +241,7 @@ b_zstd() {
 }
 
 b_jansson() {
+	CFLAGS=$SMALL
 	cmake -S . -B build -DCMAKE_C_COMPILER="$CC" -DCMAKE_BUILD_TYPE=None \
 		-DCMAKE_C_FLAGS="$CFLAGS" -DCMAKE_INSTALL_PREFIX="$P" \
 		-DCMAKE_INSTALL_LIBDIR=lib -DJANSSON_BUILD_DOCS=OFF \
@@ -241,6 +250,7 @@ b_jansson() {
 }
 
 b_libxml2() {
+	export CFLAGS=$SMALL
 	./configure --prefix="$P" --disable-shared --enable-static \
 		--with-minimum --with-tree --with-threads --without-python \
 		--without-icu --without-http --without-ftp --without-lzma \
@@ -253,10 +263,12 @@ b_libxml2() {
 b_openssl() {
 	# TLS 1.2/1.3, SHA and what libssh2 needs; no loadable modules, no
 	# engines, no configuration file read behind bmaptk's back.
+	export CFLAGS=$SMALL
 	./Configure linux-x86_64 --prefix="$P" --libdir=lib --openssldir=/etc/ssl \
 		no-shared no-module no-dso no-engine no-afalgeng no-ktls \
-		no-autoload-config no-tests no-ui-console \
-		no-legacy no-comp no-ssl3 no-dtls no-srp no-srtp no-sctp no-psk \
+		no-autoload-config no-tests no-ui-console no-filenames \
+		no-legacy no-comp no-ssl3 no-tls1 no-tls1_1 no-dtls no-srp \
+		no-srtp no-sctp no-psk no-rfc3779 no-ec2m no-siv \
 		no-idea no-mdc2 no-rc2 no-rc4 no-rc5 no-md4 no-des no-dsa \
 		no-camellia no-aria no-seed no-sm2 no-sm3 no-sm4 no-whirlpool \
 		no-gost no-siphash no-cms no-ts no-ocsp no-ct no-cmac \
@@ -267,6 +279,7 @@ b_openssl() {
 }
 
 b_libssh2() {
+	export CFLAGS=$SMALL
 	./configure --prefix="$P" --disable-shared --enable-static \
 		--with-crypto=openssl --with-libssl-prefix="$P" --without-libz \
 		--disable-examples-build >/dev/null
@@ -277,6 +290,7 @@ b_libssh2() {
 }
 
 b_curl() {
+	export CFLAGS=$SMALL
 	./configure --prefix="$P" --disable-shared --enable-static \
 		--with-openssl="$P" --with-libssh2="$P" \
 		--without-zlib --without-brotli --without-zstd --without-libpsl \
@@ -291,33 +305,44 @@ b_curl() {
 		--disable-negotiate-auth --disable-aws --disable-unix-sockets \
 		--disable-alt-svc --disable-hsts --disable-cookies \
 		--disable-mime --disable-netrc --disable-doh \
-		--disable-libcurl-option --disable-progress-meter >/dev/null
+		--disable-libcurl-option --disable-progress-meter \
+		--disable-verbose --disable-get-easy-options \
+		--disable-headers-api >/dev/null
 	make -C lib -j"$JOBS" >/dev/null
 	make -C lib install >/dev/null
 	make -C include install >/dev/null
 	install -m 644 libcurl.pc "$P/lib/pkgconfig/"
 }
 
-# One library: unpack its Debian source and run b_NAME, logging to
-# $WORK/NAME.log; prints the seconds it took.
-build_one() {
-	local nv=$1 fn=$2 t0=$SECONDS
-	(
-		unpack "$nv"
-		"$fn"
-	) >"$WORK/${nv%%_*}.log" 2>&1 || {
-		tail -n 30 "$WORK/${nv%%_*}.log" >&2
-		die "building ${nv%%_*} failed (log above)"
-	}
-	say "$(printf '%-9s %3d s' "${nv%%_*}" $((SECONDS - t0)))"
+# build_chain NAME_VERSION...: unpack and build each library in turn with
+# its b_NAME, logging to $WORK/NAME.log. Each build and each chain runs in
+# the background and is waited for: errexit holds there, while bash ignores
+# it in anything run inside `cmd || ...`, however deep.
+build_chain() {
+	local nv name t0
+	for nv in "$@"; do
+		name=${nv%%_*}
+		t0=$SECONDS
+		(unpack "$nv"; "${BUILDER[$name]}") >"$WORK/$name.log" 2>&1 &
+		if ! wait $!; then
+			tail -n 30 "$WORK/$name.log" >&2
+			say "building $name failed (log above, $WORK/$name.log)"
+			return 1
+		fi
+		say "$(printf '%-9s %3d s' "$name" $((SECONDS - t0)))"
+	done
 }
 
+declare -A BUILDER=([zlib]=b_zlib [bzip2]=b_bzip2 [xz-utils]=b_xz
+	[libzstd]=b_zstd [jansson]=b_jansson [libxml2]=b_libxml2
+	[openssl]=b_openssl [libssh2]=b_libssh2 [curl]=b_curl)
+
 build_prefix() {
-	local t0=$SECONDS nv
-	local -A fn=([zlib]=b_zlib [bzip2]=b_bzip2 [xz-utils]=b_xz
-		[libzstd]=b_zstd [jansson]=b_jansson [libxml2]=b_libxml2
-		[openssl]=b_openssl [libssh2]=b_libssh2 [curl]=b_curl)
-	P=$CACHE/$KEY.partial
+	local t0=$SECONDS nv pid_tls rc=0
+	local -a tls=() rest=()
+	# Built in place (the .pc files name the prefix); SOURCES, written
+	# last, marks it complete.
+	P=$CACHE/$KEY
 	WORK=$CACHE/work.$$
 	rm -rf "$P" "$WORK"
 	mkdir -p "$P/lib/pkgconfig" "$P/include" "$WORK"
@@ -326,12 +351,22 @@ build_prefix() {
 	fetch_sources
 	say "sources fetched in $((SECONDS - t0)) s; building into $P"
 	kernel_headers
+	# Two chains side by side: OpenSSL, the longest build, and what
+	# needs it; everything else. Configure scripts use one core.
 	for nv in "${CHOSEN[@]}"; do
-		build_one "$nv" "${fn[${nv%%_*}]}"
+		case $nv in
+		openssl_* | libssh2_* | curl_*) tls+=("$nv") ;;
+		*) rest+=("$nv") ;;
+		esac
 	done
-	printf '%s\n' "${CHOSEN[@]}" >"$P/SOURCES"
+	build_chain "${tls[@]}" &
+	pid_tls=$!
+	build_chain "${rest[@]}" &
+	wait $! || rc=1
+	wait "$pid_tls" || rc=1
+	((rc == 0)) || die "the prefix was not built"
 	rm -rf "$WORK" "$P/share" "$P/bin" "$P/lib"/*.la
-	mv "$P" "$CACHE/$KEY"
+	printf '%s\n' "${CHOSEN[@]}" >"$P/SOURCES"
 	say "prefix built in $((SECONDS - t0)) s"
 }
 
@@ -342,7 +377,7 @@ prune() {
 		tail -n +4); do
 		rm -rf "$old"
 	done
-	rm -rf "$CACHE"/*.partial "$CACHE"/work.*
+	rm -rf "$CACHE"/work.*
 }
 
 build_bmaptk() {
@@ -379,10 +414,10 @@ main() {
 	CANDIDATES=$(source_candidates)
 	KEY=$(cache_key)
 	if [[ $mode == check ]]; then
-		[[ -d $CACHE/$KEY ]] && echo "$CACHE/$KEY" && exit 0
+		[[ -f $CACHE/$KEY/SOURCES ]] && echo "$CACHE/$KEY" && exit 0
 		exit 1
 	fi
-	if [[ -d $CACHE/$KEY ]]; then
+	if [[ -f $CACHE/$KEY/SOURCES ]]; then
 		say "using cached prefix $CACHE/$KEY"
 	else
 		build_prefix

@@ -28,6 +28,7 @@ TEST_PKGS=(
 	android-sdk-libsparse-utils
 	time python3 python3-pyftpdlib jq curl file
 	mandoc zsh bash-completion # man page lint, completion tests
+	fiu-utils libfiu0          # injected I/O faults
 	clang-format # the format check in scripts/test.sh
 )
 

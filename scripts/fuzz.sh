@@ -37,18 +37,20 @@ die() {
 	exit 3
 }
 
-# Largest input per harness: enough for the seeds and their mutations,
-# small enough to keep executions fast.
-max_len() {
-	case $1 in
-	fuzz_bmap*) echo 16384 ;;
-	fuzz_discover | fuzz_registry) echo 1024 ;;
-	*) echo 131072 ;;
-	esac
-}
+# shellcheck source=tests/fuzz/harness-options.sh
+. "$ROOT/tests/fuzz/harness-options.sh"
 
 build() {
+	local probe
 	command -v clang >/dev/null || die "clang is not installed (apt-get install clang)"
+	probe=$(mktemp -d)
+	printf 'int LLVMFuzzerTestOneInput(const char *d, long n)\n{ return (int)(d && n); }\n' >"$probe/p.c"
+	clang -fsanitize=fuzzer,address,undefined "$probe/p.c" -o "$probe/p" \
+		>/dev/null 2>&1 || {
+		rm -rf "$probe"
+		die "clang cannot link libFuzzer with ASan (apt-get install libclang-rt-dev)"
+	}
+	rm -rf "$probe"
 	echo "fuzz.sh: building in $BUILD"
 	CC=clang cmake -S "$SOURCE" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 		-DBMAPTK_SANITIZE=ON -DBMAPTK_FUZZ=ON -DBMAPTK_TESTS=OFF \
@@ -81,8 +83,10 @@ describe() {
 	out=$(ASAN_OPTIONS=detect_leaks=1 "$bin" -timeout=10 -rss_limit_mb=2048 \
 		"$input" 2>&1)
 	what=$(grep -m1 -E 'SUMMARY:|fuzz check failed|ERROR: libFuzzer' <<<"$out")
-	frame=$(grep -m1 -E '#[0-9]+ .* in .*/(src|tests/fuzz)/' <<<"$out" |
-		sed -E 's/.* in ([^ ]+) .*\/((src|tests)\/[^ ]+).*/\1 \2/')
+	# The first frame in the library, else in the harness.
+	frame=$(grep -m1 -E '#[0-9]+ .* in [^ ]+ [^ ]*/src/[^ ]+\.c:[0-9]+' <<<"$out" ||
+		grep -m1 -E '#[0-9]+ .* in [^ ]+ [^ ]*/tests/fuzz/[^ ]+\.c:[0-9]+' <<<"$out")
+	frame=$(sed -E 's/.* in ([^ ]+) [^ ]*\/((src|tests\/fuzz)\/[^ ]+).*/\1 \2/' <<<"$frame")
 	[[ -n $what ]] || what="does not reproduce alone"
 	echo "${what#*SUMMARY: } @ ${frame:-?}"
 }
@@ -94,11 +98,10 @@ run_one() {
 	art=$BUILD/fuzz-artifacts/$h
 	log=$art/log-$(date +%Y%m%d-%H%M%S)
 	mkdir -p "$corpus" "$art"
-	args=(-max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048
-		-max_len="$(max_len "$h")" -artifact_prefix="$art/"
-		-print_final_stats=1 -fork=1 -ignore_crashes=1 -ignore_timeouts=1
-		-ignore_ooms=1)
-	[[ $h == fuzz_bmap* ]] && args+=(-dict="$ROOT/tests/fuzz/bmap.dict")
+	mapfile -t args < <(fuzz_options "$h" "$ROOT")
+	args+=(-max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048
+		-artifact_prefix="$art/" -print_final_stats=1 -fork=1
+		-ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
 	dirs=("$corpus")
 	[[ -d $SEEDS/$h ]] && dirs+=("$SEEDS/$h")
 	[[ -d $ROOT/tests/fuzz/regressions/$h ]] &&

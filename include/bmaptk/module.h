@@ -128,7 +128,8 @@ struct bmaptk_sink_ops {
 	int (*finish)(struct bmaptk_sink *s, uint64_t image_size,
 		      struct bmaptk_error *err);
 	/* Release. failed != 0: the copy did not complete; a sink that created
-	 * its target removes it. Returns 1 when it removed a file, else 0. */
+	 * its target removes it. Returns 1 when it removed a file, -1 when it
+	 * could not, else 0. */
 	int (*close)(struct bmaptk_sink *s, int failed);
 };
 

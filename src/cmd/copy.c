@@ -291,8 +291,9 @@ static int write_all(const struct copy_args *a, struct bmaptk_stream *img,
 	}
 	if (rc == BMAPTK_ERR_INTERRUPTED) {
 		char w[32];
-		cli_error("interrupted after writing %s",
-			  human_size(st->done_bytes, w, sizeof(w)));
+		cli_error(
+		    "interrupted after writing %s",
+		    human_size(live ? results[0].written : 0, w, sizeof(w)));
 	} else if (rc && !(live == 1 && results[0].status)) {
 		cli_fail(&err);
 	}

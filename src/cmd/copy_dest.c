@@ -207,12 +207,17 @@ static void report_json(const struct dest *d)
 void dest_close(struct dest *d)
 {
 	char w[32], c[32], s[32];
-	int blockdev;
+	int blockdev, removed;
 
 	if (d->sink) {
 		blockdev = d->sink->is_blockdev;
-		if (d->sink->ops->close(d->sink, d->status != 0))
+		removed = d->sink->ops->close(d->sink, d->status != 0);
+		if (removed > 0)
 			cli_error("%s: removed the partially written file",
+				  d->path);
+		else if (removed < 0)
+			cli_error("%s: could not remove the partially written "
+				  "file: it is incomplete",
 				  d->path);
 		else if (d->status && !d->touched)
 			cli_info("%s: left as it was", d->path);

@@ -148,6 +148,7 @@ static int run(int argc, char **argv)
 	if (a.output && (fd = open_output(a.output, &tmp, &final)) < 0) {
 		cli_error("%s: cannot write the bmap here: %s", a.output,
 			  strerror(errno));
+		free(final);
 		return BMAPTK_ERR_IO;
 	}
 	cli_catch_signals();

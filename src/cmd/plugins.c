@@ -50,8 +50,13 @@ static int run(int argc, char **argv)
 		       origin, "", m->description ? m->description : "");
 	}
 	printf("\nWhen several modules claim the same input, the higher PRIO "
-	       "wins.\nplugin directory: %s\n",
-	       bmaptk_default_plugin_dir());
+	       "wins.\n");
+#ifdef BMAPTK_STATIC
+	printf("plugins cannot be loaded by a static binary: every module is "
+	       "built in\n");
+#else
+	printf("plugin directory: %s\n", bmaptk_default_plugin_dir());
+#endif
 	return 0;
 }
 

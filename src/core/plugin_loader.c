@@ -15,6 +15,19 @@ void registry_close_handle(void *handle)
 	(void)handle;
 }
 
+#ifdef BMAPTK_STATIC
+/* A static binary has no dynamic loader to map a plugin with: every module
+ * it has is built in (cmake/static.cmake). */
+int bmaptk_registry_load_plugin(struct bmaptk_registry *reg, const char *path,
+				struct bmaptk_error *err)
+{
+	(void)reg;
+	bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
+			 "%s: plugins cannot be loaded by a static binary",
+			 path);
+	return -1;
+}
+#else
 /* The same file reached twice (a directory in two search paths) is
  * loaded once. */
 static int already_loaded(const struct bmaptk_registry *reg, const char *path)
@@ -87,6 +100,7 @@ int bmaptk_registry_load_plugin(struct bmaptk_registry *reg, const char *path,
 	registry_keep_handle(reg, handle);
 	return added;
 }
+#endif
 
 static int is_plugin_name(const char *name)
 {

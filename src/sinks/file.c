@@ -85,8 +85,8 @@ static int file_close(struct bmaptk_sink *s, int failed)
 	close(f->fd);
 	/* Only what we created is ours to remove; a file that existed before
 	 * stays, and the host says it is incomplete. */
-	if (failed && s->created && unlink(s->name) == 0)
-		removed = 1;
+	if (failed && s->created)
+		removed = unlink(s->name) == 0 ? 1 : -1;
 	free(f);
 	return removed;
 }
@@ -133,16 +133,26 @@ static int open_or_create(const char *path, int *created,
 	return -1;
 }
 
-/* Cut to zero, then extend: every old byte becomes a hole. With keep_data
- * the old bytes stay (to be compared) and the host punches the holes. */
+/* Make the file exactly image-sized with every old byte a hole (punched,
+ * or cut to zero and extended). With keep_data the old bytes stay (to be
+ * compared) and the host punches the holes. */
 static int prepare_size(struct file_sink *f, int keep_data,
 			struct bmaptk_error *err)
 {
-	int rc = keep_data ? 0 : set_size(f->fd, f->base.name, 0, err);
+	uint64_t size = f->image_size;
+	int rc;
 
-	if (rc || f->image_size == BMAPTK_SIZE_UNKNOWN)
+	if (size == BMAPTK_SIZE_UNKNOWN)
+		return keep_data ? 0 : set_size(f->fd, f->base.name, 0, err);
+	/* The size first: a file system that cannot hold the image must
+	 * refuse it before any old byte is gone. */
+	if ((rc = set_size(f->fd, f->base.name, size, err)) || keep_data)
 		return rc;
-	return set_size(f->fd, f->base.name, f->image_size, err);
+	if (sink_punch_hole(f->fd, f->base.name, 0, size, err) == 0)
+		return 0;
+	if ((rc = set_size(f->fd, f->base.name, 0, err)))
+		return rc;
+	return set_size(f->fd, f->base.name, size, err);
 }
 
 static struct bmaptk_sink *file_open(const char *path,

@@ -24,8 +24,25 @@ case; state ("once") is kept per prefix, so give each case its own ID:
       noresume      Range ignored once the drop fault has fired
       change        after the first GET the file "changes": other
                     content (bytes inverted), ETag and Last-Modified
+      dropevery=N   like drop, but every GET that reaches byte N (a
+                    resume from N gets its headers and no byte)
+      stallevery=N  like stall, but every GET that reaches byte N
+      cut=K         every GET body stops after K bytes; connection closed
+      short=K       every GET body lacks its last K bytes (fewer than its
+                    Content-Length); connection closed
+      extra=K       every GET body is followed by K bytes more than its
+                    Content-Length ("X"s); connection kept open
+      stallhead     every request is read and never answered (the
+                    connection stays silent for 60 s)
+      redirloop     every request is redirected (302) to itself
+      shiftrange=K  a Range request from byte S > 0 is answered with the
+                    bytes from S-K (and a Content-Range that says so)
     /tok/PATH       403 unless the query has token=x
     /auth/PATH      401 unless Basic credentials user:secret
+
+With --mute the server is no HTTP server at all: it accepts TCP
+connections and never sends or reads a byte (a TLS handshake or a
+request that hangs).
 """
 import argparse
 import base64
@@ -111,6 +128,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         faults, key, path = self.parse_faults(path)
         if faults is None:
             return self.plain(400, "bad fault path")
+        if "stallhead" in faults:
+            return self.stall_silently()
+        if "redirloop" in faults:
+            return self.plain(302, "again", [("Location", self.path)])
         if path.startswith("/tok/"):
             if "token=x" not in url.query.split("&"):
                 return self.plain(403, "no token")
@@ -128,6 +149,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 not os.path.isfile(full):
             return self.plain(404, "no such file")
         self.send_file(full, faults, key)
+
+    def stall_silently(self):
+        self.log_line(0, 0)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.close_connection = True
 
     def send_file(self, full, faults, key):
         st = os.stat(full)
@@ -162,6 +190,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.plain(416, "not satisfiable",
                                   [("Content-Range", "bytes */%d" % size)])
             status = 206
+            if start > 0 and "shiftrange" in faults:
+                start = max(0, start - faults["shiftrange"])
         length = end - start + 1
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
@@ -183,6 +213,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if at is not None and start <= at <= end and \
                     take_once(key + "#" + m):
                 limit, mode = at - start, m
+        for m, like in (("dropevery", "drop"), ("stallevery", "stall")):
+            at = faults.get(m)
+            if limit is None and at is not None and start <= at <= end:
+                limit, mode = at - start, like
+        if limit is None and "cut" in faults:
+            limit, mode = min(faults["cut"], length), "drop"
+        if limit is None and "short" in faults:
+            limit, mode = max(0, length - faults["short"]), "drop"
         sent = 0
         try:
             with open(full, "rb") as f:
@@ -200,6 +238,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     self.wfile.write(data)
                     sent += len(data)
                     left -= len(data)
+                if "extra" in faults and mode is None:
+                    self.wfile.write(b"X" * faults["extra"])
+                    sent += faults["extra"]
                 self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             self.close_connection = True
@@ -222,6 +263,30 @@ class Server(http.server.ThreadingHTTPServer):
     allow_reuse_address = True
 
 
+def mute(args):
+    """Accept TCP connections and hold them, silent, until killed."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    open(args.log, "a").close()
+    tmp = args.port_file + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("%d\n" % srv.getsockname()[1])
+    os.rename(tmp, args.port_file)
+    held = []
+    try:
+        while True:
+            conn, _ = srv.accept()
+            held.append(conn)
+            with LOG_LOCK:
+                with open(args.log, "a") as f:
+                    f.write("ACCEPT - - 0 0\n")
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", required=True)
@@ -229,7 +294,11 @@ def main():
     ap.add_argument("--log", required=True)
     ap.add_argument("--cert")
     ap.add_argument("--key")
+    ap.add_argument("--mute", action="store_true",
+                    help="accept connections, never answer")
     args = ap.parse_args()
+    if args.mute:
+        return mute(args)
     srv = Server(("127.0.0.1", 0), Handler)
     srv.root = os.path.realpath(args.dir)
     srv.log_path = args.log
