@@ -167,8 +167,10 @@ static int run(int argc, char **argv)
 		   : cli_looks_like_bmap(argv[first]) ? argv[first]
 						      : NULL;
 	rc = cli_load_bmap(bmap_opt, argv[first], &bmap, &bmap_path, &err);
-	if (rc)
+	if (rc) {
+		free(bmap_path);
 		return cli_fail(&err);
+	}
 	cli_describe_bmap(bmap, bmap_path);
 	rc = cli_run_check(bmap, argv[first + 1], a.cached, NULL, NULL);
 	bmaptk_bmap_free(bmap);

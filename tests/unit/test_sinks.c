@@ -368,7 +368,8 @@ static void test_probe_files(void **state)
 	(void)state;
 	assert_non_null(reg);
 	tmp_path(path, "probe.img");
-	s = bmaptk_open_sink(reg, path, NULL, &opts, &err); /* missing: created */
+	s = bmaptk_open_sink(reg, path, NULL, &opts,
+			     &err); /* missing: created */
 	assert_non_null(s);
 	assert_false(s->is_blockdev);
 	assert_true(s->created);
