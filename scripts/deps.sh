@@ -29,6 +29,7 @@ TEST_PKGS=(
 	time python3 python3-pyftpdlib jq curl file
 	mandoc zsh bash-completion # man page lint, completion tests
 	fiu-utils libfiu0          # injected I/O faults
+	musl-tools debhelper lintian # static binary, Debian package
 	clang-format # the format check in scripts/test.sh
 )
 
