@@ -90,7 +90,7 @@ static int seq_next_stream(struct bz2seq *s)
 		return bmaptk_set_error(
 			   &s->saved, BMAPTK_ERR_USAGE, 0, BZIP2_TRUNCATED_FMT,
 			   s->base.name,
-			   (unsigned long long)(s->in_off + s->z.avail_in)),
+			   (unsigned long long)(seq_offset(s) + s->z.avail_in)),
 		       -1;
 	if (s->z.avail_in < 4 || memcmp(s->z.next_in, "BZh", 3)) {
 		if (!s->nstreams)
@@ -253,7 +253,7 @@ const struct bmaptk_module bmaptk_codec_bzip2 = {
     .abi_version = BMAPTK_ABI_VERSION,
     .kind = BMAPTK_MODULE_CODEC,
     .name = "bzip2",
-    .description = "bzip2 (libbz2), blocks decoded in parallel",
+    .description = "bzip2, blocks decoded in parallel on every CPU",
     .version = "1",
     .priority = 100,
     .u.codec = &ops,

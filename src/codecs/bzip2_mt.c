@@ -2,20 +2,22 @@
  *
  * bzip2 blocks are independent: each starts with a 48-bit magic at any bit
  * offset and carries its own CRC. A scanner thread reads the compressed
- * input, finds block boundaries at the bit level, and re-wraps every block
- * as a standalone single-block stream ("BZh" level, the block's bits, the
- * end-of-stream magic and the block CRC as the stream CRC). Worker threads
- * decode those with libbz2 into 1 MiB chunks; read() hands the chunks out in
- * stream order and checks each stream's combined CRC.
+ * input, finds block boundaries at the bit level and copies every block
+ * out as a standalone single-block stream ("BZh" level, the block's bits,
+ * the end-of-stream magic and the block CRC as the stream CRC). Worker
+ * threads decode these pieces into 512 KiB chunks, with bzip2_block.c or,
+ * for what it refuses, libbz2; read() hands the chunks out in stream order
+ * and checks each stream's combined CRC.
  *
  * A magic can also occur by chance inside compressed data. Such a false
- * split leaves a piece that libbz2 rejects before producing any output, so
- * a piece that fails without output is joined with the next one and
- * decoded again; only when that cannot help is the data corrupt.
+ * split leaves a piece that fails to decode before producing any output,
+ * so a piece that fails without output is joined with the next one and
+ * decoded again (by read() itself); only when that cannot help is the data
+ * corrupt.
  *
- * Memory is bounded by the number of pieces in flight (2 per worker) and a
- * budget of output chunks; the piece read() is draining may always take a
- * few more, so the pipeline cannot deadlock.
+ * Memory is bounded by the pieces in flight (2 per worker) and a budget of
+ * output chunks (CHUNKS_PER_WORKER per worker); the piece read() is
+ * draining may always take HEAD_MAX_CHUNKS more, so nothing can deadlock.
  */
 #include <bzlib.h>
 #include <errno.h>
@@ -28,12 +30,12 @@
 #include "bzip2_mt.h"
 #include "util.h"
 
-#define READ_CHUNK	  (4u << 20)
+#define READ_CHUNK	  (1u << 20) /* reads from the inner stream */
 #define MAX_BLOCK_BYTES	  ((size_t)(BZIP2_MAX_BLOCK_BITS / 8) + 64)
-#define CHUNK_SIZE	  (1u << 20)
+#define CHUNK_SIZE	  (512u << 10)
 #define CHUNKS_PER_WORKER 4
-#define HEAD_MAX_CHUNKS	  4
-#define MAX_WORKERS	  16
+#define HEAD_MAX_CHUNKS	  2
+#define MAX_WORKERS	  8 /* ~7 MB each; media write slower than 8 decode */
 #define BZMEM_SLOTS	  4
 
 struct chunk {
@@ -138,8 +140,9 @@ int bzip2_mt_test_false_splits;
 
 /* ---- libbz2 allocation cache ------------------------------------------- */
 
-/* Every piece is a new libbz2 stream; reusing its ~4 MB of tables per
- * worker avoids an mmap, page faults and munmap per block. */
+/* Every piece libbz2 decodes is a new stream: reusing its ~4 MB of tables
+ * per worker saves an mmap, page faults and munmap per block when a file
+ * is full of blocks only libbz2 takes (randomised ones). */
 static void *bz_alloc(void *opaque, int items, int size)
 {
 	struct worker *w = opaque;

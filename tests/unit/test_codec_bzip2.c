@@ -361,6 +361,28 @@ static void cut_file(const char *from, const char *to, size_t keep)
 	free(d);
 }
 
+/* A second stream cut inside its header: the whole first stream comes
+ * out, then the error names where the input ends. */
+static void expect_cut_header(size_t len)
+{
+	char want[64];
+
+	run("cp %s %s && printf BZh >> %s", path_of("large.bz2"),
+	    path_of("cuthdr.bz2"), path_of("cuthdr.bz2"));
+	snprintf(want, sizeof(want), "compressed offset %zu", len + 3);
+	for (unsigned threads = 0; threads <= 2; threads += 2) {
+		struct bmaptk_error err;
+		unsigned char *got;
+		size_t n;
+		assert_int_not_equal(
+		    decode(path_of("cuthdr.bz2"), threads, &got, &n, &err), 0);
+		assert_non_null(strstr(err.message, want));
+		assert_int_equal(n, LARGE_SIZE);
+		assert_memory_equal(got, large, LARGE_SIZE);
+		free(got);
+	}
+}
+
 static void test_truncated(void **state)
 {
 	size_t len;
@@ -376,6 +398,7 @@ static void test_truncated(void **state)
 	expect_error(path_of("short12.bz2"), large, 1);
 	cut_file(path_of("large.bz2"), path_of("head.bz2"), 7);
 	expect_error(path_of("head.bz2"), large, 1);
+	expect_cut_header(len);
 }
 
 static void corrupt_copy(const char *from, const char *to, size_t at,
