@@ -30,6 +30,7 @@ TEST_PKGS=(
 	mandoc zsh bash-completion # man page lint, completion tests
 	fiu-utils libfiu0          # injected I/O faults
 	musl-tools debhelper lintian # static binary, Debian package
+	clang                        # fuzz harnesses (tests/e2e/fuzz_smoke.sh)
 	clang-format # the format check in scripts/test.sh
 )
 

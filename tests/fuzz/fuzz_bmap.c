@@ -15,64 +15,6 @@
 
 #define NAME "fuzz.bmap"
 
-static void check_accepted(const struct bmaptk_bmap *b)
-{
-	uint64_t sum = 0, off, len, mapped = 0;
-
-	FUZZ_CHECK(b->major >= 1 && b->major <= 2, "version %u", b->major);
-	FUZZ_CHECK(b->block_size && !(b->block_size & (b->block_size - 1)),
-		   "block size %u", b->block_size);
-	FUZZ_CHECK(b->blocks_count ==
-		       (b->image_size + b->block_size - 1) / b->block_size,
-		   "blocks count");
-	FUZZ_CHECK(bmaptk_hash_size(b->hash_type), "no hash type");
-	for (size_t i = 0; i < b->nranges; i++) {
-		const struct bmaptk_range *r = &b->ranges[i];
-		FUZZ_CHECK(r->first <= r->last, "range %zu reversed", i);
-		FUZZ_CHECK(r->last < b->blocks_count, "range %zu outside", i);
-		FUZZ_CHECK(!i || r->first > b->ranges[i - 1].last,
-			   "range %zu overlaps or out of order", i);
-		bmaptk_range_span(b, r, &off, &len);
-		FUZZ_CHECK(len && off + len <= b->image_size,
-			   "range %zu spans [%llu, +%llu) of %llu", i,
-			   (unsigned long long)off, (unsigned long long)len,
-			   (unsigned long long)b->image_size);
-		sum += r->last - r->first + 1;
-		mapped += len;
-	}
-	FUZZ_CHECK(sum == b->mapped_blocks_count, "mapped blocks count");
-	FUZZ_CHECK(bmaptk_bmap_mapped_bytes(b) == mapped, "mapped bytes");
-}
-
-/* What bmaptk writes must read back as the same map. */
-static void check_round_trip(const struct bmaptk_bmap *b)
-{
-	struct bmaptk_error err = {0};
-	struct bmaptk_bmap *again;
-	size_t len;
-	char *doc = bmaptk_bmap_format(b, &len);
-	int rc;
-
-	FUZZ_CHECK(doc, "bmaptk_bmap_format failed");
-	rc = bmaptk_bmap_parse(doc, len, "round-trip", &again, &err);
-	FUZZ_CHECK(!rc, "formatted bmap refused: %s", err.message);
-	FUZZ_CHECK(again->major == 2 && again->minor == 0, "version");
-	FUZZ_CHECK(again->image_size == b->image_size &&
-		       again->block_size == b->block_size &&
-		       again->blocks_count == b->blocks_count &&
-		       again->mapped_blocks_count == b->mapped_blocks_count &&
-		       again->hash_type == b->hash_type &&
-		       again->range_digests == b->range_digests &&
-		       again->nranges == b->nranges,
-		   "header fields changed");
-	for (size_t i = 0; i < b->nranges; i++)
-		FUZZ_CHECK(!memcmp(&again->ranges[i], &b->ranges[i],
-				   sizeof(b->ranges[i])),
-			   "range %zu changed", i);
-	bmaptk_bmap_free(again);
-	free(doc);
-}
-
 #ifdef FUZZ_PATCH_CHECKSUM
 /* The run of hex digits after the first open tag, if any. */
 static uint8_t *find_digest(uint8_t *buf, size_t len, const char *tag,
@@ -145,8 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		FUZZ_CHECK(strstr(err.message, NAME),
 			   "message does not name the file: %s", err.message);
 	} else {
-		check_accepted(b);
-		check_round_trip(b);
+		fuzz_check_bmap(b);
 		bmaptk_bmap_free(b);
 	}
 	free(doc);

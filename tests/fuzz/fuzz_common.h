@@ -70,4 +70,9 @@ int fuzz_drain(struct bmaptk_stream *s, uint64_t h, struct bmaptk_error *err);
 /* The error a failing call left must say something. */
 void fuzz_check_error(const struct bmaptk_error *err, const char *what);
 
+/* A bmap the parser accepted must keep the promises of BMAP-FORMAT.md
+ * (ranges sorted, disjoint, inside BlocksCount, counts consistent) and
+ * survive bmaptk_bmap_format() and a second parse unchanged. */
+void fuzz_check_bmap(const struct bmaptk_bmap *b);
+
 #endif
