@@ -47,6 +47,7 @@ struct pipeline {
 
 	pthread_mutex_t lock;
 	pthread_cond_t changed;
+	unsigned char *ring; /* the slots' buffers, one block */
 	struct slot slots[SLOT_COUNT];
 	uint64_t produced; /* slots published so far */
 	int eof;	   /* producer is done */
@@ -455,12 +456,11 @@ static int setup(struct pipeline *p, struct consumer *cons, size_t *ncons,
 {
 	const struct bmaptk_bmap *b = p->opts->bmap;
 
-	for (size_t i = 0; i < SLOT_COUNT; i++) {
-		p->slots[i].buf = aligned_buffer(SLOT_SIZE);
-		if (!p->slots[i].buf)
-			return bmaptk_set_error(err, BMAPTK_ERR_IO, ENOMEM,
-						"out of memory");
-	}
+	if (!(p->ring = large_buffer((size_t)SLOT_SIZE * SLOT_COUNT)))
+		return bmaptk_set_error(err, BMAPTK_ERR_IO, ENOMEM,
+					"out of memory");
+	for (size_t i = 0; i < SLOT_COUNT; i++)
+		p->slots[i].buf = p->ring + i * SLOT_SIZE;
 	*ncons = 0;
 	if (p->hashing) {
 		cons[0].hasher = bmaptk_hasher_new(b->hash_type);
@@ -582,8 +582,7 @@ int bmaptk_copy(struct bmaptk_stream *image, struct bmaptk_sink *const *sinks,
 		bmaptk_hasher_free(cons[i].hasher);
 		free(cons[i].scratch);
 	}
-	for (size_t i = 0; i < SLOT_COUNT; i++)
-		free(p.slots[i].buf);
+	free(p.ring);
 	free(cons);
 	pthread_cond_destroy(&p.changed);
 	pthread_mutex_destroy(&p.lock);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -146,6 +147,21 @@ int stream_skip(struct bmaptk_stream *s, uint64_t n, struct bmaptk_error *err)
 	}
 	free(scratch);
 	return rc;
+}
+
+void *large_buffer(size_t len)
+{
+	const size_t huge = 2u << 20;
+	void *p = NULL;
+
+	if (len < huge || len % huge)
+		return aligned_buffer(len);
+	if (posix_memalign(&p, huge, len))
+		return NULL;
+	/* Before the first touch: a few 2 MiB faults instead of thousands of
+	 * 4 KiB ones (measurable against a decoder that runs 0.3 s). */
+	(void)madvise(p, len, MADV_HUGEPAGE);
+	return p;
 }
 
 void *aligned_buffer(size_t len)

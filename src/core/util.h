@@ -40,6 +40,9 @@ int stream_skip(struct bmaptk_stream *s, uint64_t n, struct bmaptk_error *err);
 
 /* Memory aligned for O_DIRECT; free with free(). */
 void *aligned_buffer(size_t len);
+/* The same for big long-lived buffers: backed by huge pages where the
+ * kernel allows (len a multiple of 2 MiB). Free with free(). */
+void *large_buffer(size_t len);
 
 /* Human-readable size ("1.5 GiB") into buf. */
 const char *human_size(uint64_t bytes, char *buf, size_t len);
