@@ -7,7 +7,10 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <bmaptk/bmaptk.h>
 
@@ -244,6 +247,23 @@ static void sink_failed(struct consumer *c)
 	pthread_mutex_unlock(&p->lock);
 }
 
+/* The producer (one decoder thread) sets the pace; consumers are many and
+ * each has slack. A slightly lower priority keeps the scheduler from
+ * parking the decoder behind three writers on two cores (3 destinations:
+ * 0.39 s -> 0.35 s, bench/farm.sh). Relative to the caller's, so a niced
+ * run stays niced. */
+static void yield_to_producer(void)
+{
+	id_t tid = (id_t)syscall(SYS_gettid);
+	int prio;
+
+	errno = 0;
+	prio = getpriority(PRIO_PROCESS, tid);
+	if (prio == -1 && errno)
+		return;
+	(void)setpriority(PRIO_PROCESS, tid, prio + 3 > 19 ? 19 : prio + 3);
+}
+
 static void *consume(void *arg)
 {
 	struct consumer *c = arg;
@@ -251,6 +271,7 @@ static void *consume(void *arg)
 	int hasher = c->sink == SIZE_MAX;
 	struct slot *s;
 
+	yield_to_producer();
 	for (uint64_t seq = 0; (s = wait_slot(p, seq)); seq++) {
 		int rc = 0;
 		if (hasher)
