@@ -31,6 +31,7 @@ TEST_PKGS=(
 	fiu-utils libfiu0          # injected I/O faults
 	musl-tools debhelper lintian # static binary, Debian package
 	clang                        # fuzz harnesses (tests/e2e/fuzz_smoke.sh)
+	clang-tools cppcheck         # scripts/static-analysis.sh
 	clang-format # the format check in scripts/test.sh
 )
 

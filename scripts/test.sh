@@ -6,7 +6,9 @@
 # 1. installs missing Debian packages (scripts/deps.sh test),
 # 2. checks formatting with clang-format (when installed),
 # 3. builds build/ (RelWithDebInfo) and build-asan/ (Debug, ASan + UBSan),
-# 4. runs ctest in both.
+# 4. runs ctest in both,
+# 5. runs the static analyzers (scripts/static-analysis.sh: scan-build and
+#    cppcheck must report nothing).
 # Every step runs even if an earlier one failed; the exit status is non-zero
 # if any failed. BMAPTK_TEST_FILTER=REGEX runs only matching tests (ctest -R).
 # Tests that need loop devices run only as root and are skipped otherwise.
@@ -91,6 +93,13 @@ build_and_test build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBMAPTK_SANITIZE=OFF
 # not the sanitizer build.
 CTEST_EXTRA="-LE release" \
 	build_and_test build-asan -DCMAKE_BUILD_TYPE=Debug -DBMAPTK_SANITIZE=ON
+
+heading "static analysis"
+if scripts/static-analysis.sh; then
+	note "static analysis: clean" 0
+else
+	note "static analysis: FINDINGS (scripts/static-analysis.sh)" 1
+fi
 
 heading "summary"
 result=PASSED

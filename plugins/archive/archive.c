@@ -320,7 +320,7 @@ static int read_head(struct ar_stream *s, struct bmaptk_error *err)
 		    s->inner->ops->read(s->inner, s->in_buf + s->pending,
 					HEAD_LEN - s->pending, err);
 		if (n < 0)
-			return err->status;
+			return err->status ? err->status : BMAPTK_ERR_IO;
 		if (n == 0)
 			break;
 		s->pending += (size_t)n;

@@ -128,6 +128,7 @@ static int check_signature(const char *bmap_path, char **data, size_t *len,
 					err)))
 		return rc;
 	if (!clear && !sig) {
+		free(sig_path); /* an empty signature file: none */
 		if (cli.sig.fingerprint || cli.sig.keyring)
 			return bmaptk_set_error(
 			    err, BMAPTK_ERR_VERIFY, 0,

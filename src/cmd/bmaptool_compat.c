@@ -219,7 +219,7 @@ static void build_getopt(const struct tool_option *table, const char *lead,
 	size_t i, sl = strlen(lead);
 
 	memcpy(shorts, lead, sl + 1);
-	for (i = 0; table[i].name && i < MAX_OPTIONS; i++) {
+	for (i = 0; i < MAX_OPTIONS && table[i].name; i++) {
 		lo[i].name = table[i].name;
 		lo[i].has_arg =
 		    table[i].has_arg ? required_argument : no_argument;

@@ -382,7 +382,7 @@ static int run(int argc, char **argv)
 			   &err);
 	if (!rc && !(img = bmaptk_open_image(cli_registry(), image, &cli.source,
 					     &err)))
-		rc = err.status;
+		rc = err.status ? err.status : BMAPTK_ERR_IO;
 	if (!rc)
 		rc = check_image_size(img, bmap, a.shown_image, &err);
 	if (rc) {

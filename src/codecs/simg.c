@@ -141,13 +141,12 @@ static ssize_t simg_read(struct bmaptk_stream *st, void *buf, size_t len,
 {
 	struct simg_stream *s = (struct simg_stream *)st;
 	size_t n;
-	int rc;
 
 	if (s->failed) {
 		*err = s->err;
 		return -1;
 	}
-	if ((rc = next_chunk(s, err)))
+	if (next_chunk(s, err))
 		return -1;
 	if (s->left == 0) {
 		if (s->out_pos != s->base.size)

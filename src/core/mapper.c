@@ -20,7 +20,7 @@ static int add_run(struct block_ranges *out, uint64_t first, uint64_t last)
 			prev->last = last;
 		return 0;
 	}
-	if (out->n == out->cap) {
+	if (out->n == out->cap || !out->v) {
 		size_t cap = out->cap ? 2 * out->cap : 64;
 		struct bmaptk_range *grown =
 		    realloc(out->v, cap * sizeof(*grown));

@@ -152,7 +152,7 @@ static void parse_content_range(struct url_response *r, const char *v,
 	char tmp[96], *p, *end;
 
 	copy_value(tmp, sizeof(tmp), v, len);
-	if (strncasecmp(tmp, "bytes ", 6))
+	if (len < 6 || strncasecmp(tmp, "bytes ", 6))
 		return;
 	p = tmp + 6;
 	if (*p != '*') {
@@ -286,11 +286,13 @@ static int on_hostkey(CURL *easy, const struct curl_khkey *known,
 static char *known_hosts_path(void)
 {
 	const char *home = getenv("HOME");
-	struct passwd *pw;
-	char *path;
+	struct passwd pwbuf, *pw = NULL;
+	char buf[4096], *path;
 
+	/* The _r form: a library must not clobber a caller's getpwuid(). */
 	if (!home || !*home) {
-		pw = getpwuid(getuid());
+		if (getpwuid_r(getuid(), &pwbuf, buf, sizeof(buf), &pw) != 0)
+			pw = NULL;
 		home = pw ? pw->pw_dir : "/";
 	}
 	if (asprintf(&path, "%s/.ssh/known_hosts", home) < 0)
