@@ -139,6 +139,35 @@ truncated_raw() { # a raw image shorter than its bmap says
 }
 case_ "truncated raw image" truncated_raw
 
+# A well-formed compressed image (and a pipe) that decodes to fewer bytes
+# than the bmap maps: known only mid-copy, so the created DEST is removed.
+short_compressed() {
+	local out=$E2E_TMP/shortz
+	head -c $((SIZE - 100)) "$IMG" | gzip -c >"$D/short.img.gz"
+	bm 2 copy --bmap "$IMG.bmap" "$D/short.img.gz" "$out"
+	assert_contains "$RUN_ERR" \
+		"$D/short.img.gz: the image ends at byte $((SIZE - 100)), before the bmap says it does" \
+		"short compressed image"
+	assert_contains "$RUN_ERR" "$out: removed the partially written file" \
+		"short compressed image"
+	assert_no_file "$out" "destination of a short compressed image"
+	bm 2 copy --bmap "$IMG.bmap" - "$out" < <(head -c $((SIZE - 100)) "$IMG")
+	assert_contains "$RUN_ERR" "before the bmap says it does" "short stdin"
+	assert_no_file "$out" "destination of a short stdin image"
+}
+case_ "compressed image shorter than its bmap" short_compressed
+
+# A bmap is read whole, so one over 256 MiB is refused before anything
+# else (a sparse file: it costs no disk).
+bmap_too_big() {
+	truncate -s $((256 * 1024 * 1024 + 1)) "$D/huge.bmap"
+	bm 2 copy --bmap "$D/huge.bmap" "$IMG" "$E2E_TMP/hugeout"
+	assert_contains "$RUN_ERR" "$D/huge.bmap: " "oversized bmap"
+	assert_contains "$RUN_ERR" "larger than 268435456 bytes" "oversized bmap"
+	assert_no_file "$E2E_TMP/hugeout" "destination with an oversized bmap"
+}
+case_ "bmap over 256 MiB" bmap_too_big
+
 dest_dir_missing() {
 	bm 3 copy --bmap "$IMG.bmap" "$IMG" "$E2E_TMP/no/such/dir/out"
 	assert_contains "$RUN_ERR" \
