@@ -364,6 +364,23 @@ static int produce_hole(struct producer *pr, uint64_t *len)
 	return 0;
 }
 
+/* How much of the len bytes left the current slot takes. --skip-unchanged
+ * compares in 1 MiB chunks of the image: a slot then ends on a chunk
+ * boundary, so no chunk is compared (and counted as changed) in two
+ * halves; 0 means "start a new slot". */
+static size_t slot_room(const struct producer *pr, uint64_t len)
+{
+	size_t room = SLOT_SIZE - pr->cur->used;
+	uint64_t end;
+
+	if (len <= room)
+		return (size_t)len;
+	if (!pr->p->opts->skip_unchanged)
+		return room;
+	end = (pr->pos + room) / COMPARE_CHUNK * COMPARE_CHUNK;
+	return end > pr->pos ? (size_t)(end - pr->pos) : 0;
+}
+
 /* Read [off, off+len) of range `index` into slots. len == UINT64_MAX:
  * up to the end of the stream (--nobmap). */
 static int produce_range(struct producer *pr, size_t index, uint64_t off,
@@ -386,16 +403,19 @@ static int produce_range(struct producer *pr, size_t index, uint64_t off,
 			flush_slot(pr);
 		if (!pr->cur && !(pr->cur = claim_slot(pr->p)))
 			return -1; /* a consumer failed; its error wins */
-		room = SLOT_SIZE - pr->cur->used;
+		room = slot_room(pr, len);
+		if (room == 0) {
+			flush_slot(pr);
+			continue;
+		}
 		/* A stream with holes returns at their edges; reading on
 		 * would decode the hole. */
 		if (len == UINT64_MAX && img->ops->hole)
 			got = img->ops->read(img, pr->cur->buf + pr->cur->used,
 					     room, &pr->err);
 		else
-			got =
-			    stream_read_full(img, pr->cur->buf + pr->cur->used,
-					     (size_t)MIN(room, len), &pr->err);
+			got = stream_read_full(
+			    img, pr->cur->buf + pr->cur->used, room, &pr->err);
 		if (got < 0)
 			return pr->err.status;
 		if (got == 0 && len != UINT64_MAX)
