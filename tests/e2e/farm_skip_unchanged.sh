@@ -8,7 +8,8 @@
 # the same. An identical reflash writes nothing. An image that differs
 # everywhere (C) stops the comparing after 12 differing chunks. On regular
 # files the old bytes are kept, the holes punched: the file equals B and
-# stays sparse, even over a larger file full of random bytes.
+# stays sparse, even over a larger file full of random bytes. Eight changed
+# MiB in a row off a 1 MiB boundary cost 9 MiB, not a blind rewrite.
 # Needs root and loop devices; skipped (77) without them.
 set -u -o pipefail
 . "$(dirname "$0")/lib.sh"
@@ -224,4 +225,35 @@ bm 0 copy --skip-unchanged "$B" "$F"
 cmp "$B" "$F" || fail "--skip-unchanged over random bytes: $F is not B"
 assert_sparse "$F"
 note "ok: regular files"
+
+# Eight changed MiB in a row inside a range that starts off a 1 MiB
+# boundary, 20 unchanged MiB after them. Each changed chunk must be
+# compared whole: compared in two halves (the copy's buffers cut across
+# the image's MiB boundaries) the 8 changes counted as 16, reached the 12
+# that stop comparing, and the 20 unchanged MiB were written blindly.
+E=$RAM/e.img
+G=$RAM/e2.img
+"$PYTHON" - "$E" "$G" <<'EOF' || fail "cannot generate $E"
+import os, random, sys
+M = 1 << 20
+rng = random.Random(7)
+head, body = rng.randbytes(700 * 1024), bytearray(rng.randbytes(30 * M))
+for path in sys.argv[1:]:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.ftruncate(fd, 40 * M)
+    os.pwrite(fd, head, 0)
+    os.pwrite(fd, body, M + 12288)
+    os.close(fd)
+    body[2 * M:10 * M] = rng.randbytes(8 * M)
+EOF
+"$BMAPTK" -q create "$E" -o "$E.bmap" && "$BMAPTK" -q create "$G" -o "$G.bmap" ||
+	fail "bmaptk create $E, $G"
+bm 0 copy "$E" "$F"
+bm 0 --json copy --skip-unchanged "$G" "$F"
+printf '%s\n' "$RUN_ERR" >"$E2E_TMP/g.json"
+cmp "$G" "$F" || fail "--skip-unchanged: $F does not equal $G"
+written=$(jdest "$E2E_TMP/g.json" written_bytes) || fail "no written"
+[ "$written" -le $((9 * MIB)) ] ||
+	fail "8 changed MiB in a row: written_bytes=$written (at most 9 MiB)"
+note "ok: 8 changed MiB in a row, $written bytes written"
 note "all cases passed"
