@@ -55,18 +55,6 @@ N=$(wc -l <"$T/ranges")
 [ "$N" = 4 ] || fail "$IMG.bmap: expected 4 ranges, got: $(cat "$T/fields")"
 grep -qx 'BlockSize 4096' "$T/fields" || fail "$IMG.bmap: block size not 4096"
 
-# bm WANT_RC ARG...: run bmaptk; check its exit status, that stdout stays
-# empty and that no sanitizer reported anything. RUN_ERR has its stderr.
-bm() {
-	local want=$1
-	shift
-	run "$BMAPTK" "$@"
-	assert_rc "$want" "bmaptk $*"
-	assert_eq "" "$RUN_OUT" "stdout of bmaptk $*"
-	assert_not_contains "$RUN_ERR" "Sanitizer" "stderr of bmaptk $*"
-	assert_not_contains "$RUN_ERR" "runtime error:" "stderr of bmaptk $*"
-}
-
 # range I: set FIRST LAST SUM OFF END (bytes OFF-END) of range I (1-based).
 range() {
 	read -r FIRST LAST SUM < <(sed -n "${1}p" "$T/ranges")

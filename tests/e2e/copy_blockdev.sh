@@ -57,18 +57,6 @@ loop() {
 	on_exit "losetup -d '$DEV'"
 }
 
-# bm WANT_RC ARG...: run bmaptk; check its exit status, that stdout stays
-# empty and that no sanitizer reported anything. RUN_ERR has its stderr.
-bm() {
-	local want=$1
-	shift
-	run "$BMAPTK" "$@"
-	assert_rc "$want" "bmaptk $*"
-	assert_eq "" "$RUN_OUT" "stdout of bmaptk $*"
-	assert_not_contains "$RUN_ERR" "Sanitizer" "stderr of bmaptk $*"
-	assert_not_contains "$RUN_ERR" "runtime error:" "stderr of bmaptk $*"
-}
-
 devsum() { # DEV: checksum of the whole device, read past the page cache
 	dd if="$1" bs=1M iflag=direct status=none | sha256sum | cut -d' ' -f1
 }

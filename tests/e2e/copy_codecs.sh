@@ -48,18 +48,6 @@ MAPPED=$(($(sed -n 's/.*<MappedBlocksCount> *\([0-9]*\).*/\1/p' \
 [ "$NRANGES" -ge 5 ] || fail "bmaptool made only $NRANGES ranges"
 note "image $SIZE bytes, $MAPPED mapped in $NRANGES ranges"
 
-# bm WANT_RC ARG...: run bmaptk; check its exit status, that stdout stays
-# empty and that no sanitizer reported anything. RUN_ERR has its stderr.
-bm() {
-	local want=$1
-	shift
-	run "$BMAPTK" "$@"
-	assert_rc "$want" "bmaptk $*"
-	assert_eq "" "$RUN_OUT" "stdout of bmaptk $*"
-	assert_not_contains "$RUN_ERR" "Sanitizer" "stderr of bmaptk $*"
-	assert_not_contains "$RUN_ERR" "runtime error:" "stderr of bmaptk $*"
-}
-
 # assert_sparse FILE: FILE has no more blocks allocated than the image has
 # mapped bytes, give or take 2 MiB of file system slack.
 assert_sparse() {
@@ -105,18 +93,6 @@ mk img.zst zstd -q -T0 -c
 halves zstd -q -c >"$D/img.frames.zst" || fail "zstd halves"
 [ "$(xz --robot -l "$D/img.T0.xz" | awk '$1 == "totals" {print $3}')" \
 	-gt 10 ] || fail "xz -T0 made too few blocks"
-
-# Each case runs in a subshell so one failure does not hide the others.
-failed=()
-case_() { # NAME FUNC ARG...
-	local name=$1
-	shift
-	if ("$@"); then
-		note "ok: $name"
-	else
-		failed+=("$name")
-	fi
-}
 
 copy_named() { # FILE: copy $D/FILE into a new file, bmap found by name
 	local out=$E2E_TMP/out.$1
@@ -199,5 +175,4 @@ discovery_order() {
 }
 case_ "discovery order" discovery_order
 
-[ ${#failed[@]} = 0 ] || fail "failed cases: ${failed[*]}"
-note "all cases passed"
+cases_done "all cases passed"

@@ -22,18 +22,6 @@ gzip -dc "$C/test.image.gz" >"$REF" || fail "cannot gunzip $C/test.image.gz"
 SIZE=$(stat -c %s "$REF")
 NRANGES=48
 
-# bm WANT_RC ARG...: run bmaptk; check its exit status, that stdout stays
-# empty and that no sanitizer reported anything. RUN_ERR has its stderr.
-bm() {
-	local want=$1
-	shift
-	run "$BMAPTK" "$@"
-	assert_rc "$want" "bmaptk $*"
-	assert_eq "" "$RUN_OUT" "stdout of bmaptk $*"
-	assert_not_contains "$RUN_ERR" "Sanitizer" "stderr of bmaptk $*"
-	assert_not_contains "$RUN_ERR" "runtime error:" "stderr of bmaptk $*"
-}
-
 for v in $VERSIONS; do
 	bmap=$C/test.image.bmap.v$v
 	[ "$(grep -c '<Range ' "$bmap")" = $NRANGES ] ||

@@ -40,30 +40,6 @@ gzip -c "$IMG" >"$IMG.gz" && xz -1 -c "$IMG" >"$IMG.xz" &&
 	bzip2 -1 -c "$IMG" >"$IMG.bz2" && zstd -q -c "$IMG" >"$IMG.zst" ||
 	fail "cannot compress the image"
 
-# bm WANT_RC ARG...: run bmaptk; check its exit status, that stdout stays
-# empty and that no sanitizer reported anything. RUN_ERR has its stderr.
-bm() {
-	local want=$1
-	shift
-	run "$BMAPTK" "$@"
-	assert_rc "$want" "bmaptk $*"
-	assert_eq "" "$RUN_OUT" "stdout of bmaptk $*"
-	assert_not_contains "$RUN_ERR" "Sanitizer" "stderr of bmaptk $*"
-	assert_not_contains "$RUN_ERR" "runtime error:" "stderr of bmaptk $*"
-}
-
-# Each case runs in a subshell so one failure does not hide the others.
-failed=()
-case_() { # NAME FUNC ARG...
-	local name=$1
-	shift
-	if ("$@"); then
-		note "ok: $name"
-	else
-		failed+=("$name")
-	fi
-}
-
 # One flipped byte inside the second range, bmap found by name (bad.bmap).
 BAD=$D/bad
 cp "$IMG" "$BAD"
@@ -403,5 +379,4 @@ for c in gz xz bz2 zst; do
 	case_ "last 4 bytes of .$c missing" truncated_trailer "$c"
 done
 
-[ ${#failed[@]} = 0 ] || fail "failed cases: ${failed[*]}"
-note "all cases passed"
+cases_done "all cases passed"

@@ -55,15 +55,6 @@ EOF
 [ -n "$RANGE" ] || fail "byte $LOSE is not in a mapped range"
 note "the lost write is in blocks $RANGE"
 
-bm() { # WANT_RC ARG...
-	local want=$1
-	shift
-	run "$BMAPTK" "$@"
-	assert_rc "$want" "bmaptk $*"
-	assert_eq "" "$RUN_OUT" "stdout of bmaptk $*"
-	assert_not_contains "$RUN_ERR" "Sanitizer" "stderr of bmaptk $*"
-	assert_not_contains "$RUN_ERR" "runtime error:" "stderr of bmaptk $*"
-}
 loop() { # FILE: attach it to a new loop device (DEV), detached at exit
 	local _
 	for _ in 1 2 3 4 5; do

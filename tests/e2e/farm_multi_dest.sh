@@ -36,15 +36,6 @@ EOF
 zstd -q -T0 -c "$IMG" >"$IMG.zst" || fail "zstd"
 ZST=$IMG.zst # its bmap is found as disk.img.bmap
 
-bm() { # WANT_RC ARG...
-	local want=$1
-	shift
-	run "$BMAPTK" "$@"
-	assert_rc "$want" "bmaptk $*"
-	assert_eq "" "$RUN_OUT" "stdout of bmaptk $*"
-	assert_not_contains "$RUN_ERR" "Sanitizer" "stderr of bmaptk $*"
-	assert_not_contains "$RUN_ERR" "runtime error:" "stderr of bmaptk $*"
-}
 loop() { # FILE: attach it to a new loop device (DEV), detached at exit
 	local _
 	for _ in 1 2 3 4 5; do

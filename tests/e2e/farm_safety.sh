@@ -33,15 +33,6 @@ os.close(fd)
 EOF
 "$BMAPTK" -q create "$IMG" -o "$IMG.bmap" || fail "bmaptk create"
 
-bm() { # WANT_RC ARG...
-	local want=$1
-	shift
-	run "$BMAPTK" "$@"
-	assert_rc "$want" "bmaptk $*"
-	assert_eq "" "$RUN_OUT" "stdout of bmaptk $*"
-	assert_not_contains "$RUN_ERR" "Sanitizer" "stderr of bmaptk $*"
-	assert_not_contains "$RUN_ERR" "runtime error:" "stderr of bmaptk $*"
-}
 loop() { # [-P] FILE: attach FILE to a new loop device (DEV), detached at exit
 	local _
 	for _ in 1 2 3 4 5; do

@@ -56,18 +56,6 @@ print(v)
 EOF
 }
 
-# bm WANT_RC ARG...: run bmaptk, check its status, empty stdout, no
-# sanitizer report.
-bm() {
-	local want=$1
-	shift
-	run "$BMAPTK" "$@"
-	assert_rc "$want" "bmaptk $*"
-	assert_eq "" "$RUN_OUT" "stdout of bmaptk $*"
-	assert_not_contains "$RUN_ERR" "Sanitizer" "stderr of bmaptk $*"
-	assert_not_contains "$RUN_ERR" "runtime error:" "stderr of bmaptk $*"
-}
-
 # loop FILE: attach FILE to a new loop device (DEV, LOOPSTAT), detached at
 # exit.
 loop() {

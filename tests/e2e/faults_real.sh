@@ -19,49 +19,14 @@ require_cmd cmp du mkfifo "$PYTHON"
 MIB=$((1024 * 1024))
 e2e_ramdir R
 IMG=$R/img.raw
-# Ranges (MiB): [0,1) [4,16) [20,40) [50,58) and the last 8 KiB of 64.
-"$PYTHON" - "$IMG" <<'EOF' || fail "cannot generate the image"
-import os
-import random
-import sys
+fault_image "$IMG" 20241127
 
-MIB = 1024 * 1024
-rng = random.Random(20241127)
-fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-os.ftruncate(fd, 64 * MIB)
-for off, n in [(0, MIB), (4 * MIB, 12 * MIB), (20 * MIB, 20 * MIB),
-               (50 * MIB, 8 * MIB), (64 * MIB - 8192, 8192)]:
-    assert os.pwrite(fd, rng.randbytes(n), off) == n
-os.close(fd)
-EOF
-"$BMAPTK" create "$IMG" -o "$IMG.bmap" 2>"$E2E_TMP/create.err" ||
-	fail "bmaptk create: $(cat "$E2E_TMP/create.err")"
-
-failed=()
-case_() { # NAME FUNC ARG...
-	local name=$1
-	shift
-	if ("$@"); then
-		note "ok: $name"
-	else
-		failed+=("$name")
-	fi
-}
-
-# bm WANT_RC ARG...: run bmaptk; exit status, empty stdout, no sanitizer
-# report, no success line when it should fail.
-bm() {
-	local want=$1
-	shift
-	run "$BMAPTK" "$@"
-	assert_rc "$want" "bmaptk $*"
-	assert_eq "" "$RUN_OUT" "stdout of bmaptk $*"
-	assert_not_contains "$RUN_ERR" "Sanitizer" "stderr of bmaptk $*"
-	assert_not_contains "$RUN_ERR" "runtime error:" "stderr of bmaptk $*"
-	if [ "$want" != 0 ]; then
-		assert_not_contains "$RUN_ERR" "copied " "bmaptk $*"
-		assert_not_contains "$RUN_ERR" "ranges verified" "bmaptk $*"
-	fi
+# bm_fails WANT_RC ARG...: bm (lib.sh) of a run that must fail, and say
+# nothing of success.
+bm_fails() {
+	bm "$@"
+	assert_not_contains "$RUN_ERR" "copied " "bmaptk ${*:2}"
+	assert_not_contains "$RUN_ERR" "ranges verified" "bmaptk ${*:2}"
 }
 
 # has_line WHAT REGEX: an error line matches REGEX (extended).
@@ -104,14 +69,14 @@ loop_dev LOOP_RO "$R/backing2"
 # --- ENOSPC ------------------------------------------------------------------
 enospc_file() {
 	local d=$SMALL/new
-	bm 3 copy "$IMG" "$d"
+	bm_fails 3 copy "$IMG" "$d"
 	has_line "ENOSPC, new DEST" "$d: write error at offset [0-9]+: No space left on device"
 	assert_contains "$RUN_ERR" "error: $d: removed the partially written file" \
 		"ENOSPC, new DEST"
 	assert_no_file "$d" "ENOSPC, new DEST"
 	d=$SMALL/old
 	printf 'old contents\n' >"$d"
-	bm 3 copy "$IMG" "$d"
+	bm_fails 3 copy "$IMG" "$d"
 	has_line "ENOSPC, existing DEST" "$d: write error at offset [0-9]+: No space left on device"
 	assert_contains "$RUN_ERR" "$d: the file is incomplete (it existed before this copy, so it was kept)" \
 		"ENOSPC, existing DEST"
@@ -126,9 +91,9 @@ enospc_create() {
 	cp "$IMG.bmap" "$FULL/old.bmap"
 	dd if=/dev/zero of="$FULL/fill" bs=64k status=none 2>/dev/null
 	[ "$(stat -f -c %a "$FULL")" = 0 ] || fail "cannot fill $FULL"
-	bm 3 create "$IMG" -o "$FULL/x.bmap"
+	bm_fails 3 create "$IMG" -o "$FULL/x.bmap"
 	has_line "create, ENOSPC" "$FULL/x.bmap: write error: No space left on device"
-	bm 3 create "$IMG" -o "$FULL/old.bmap"
+	bm_fails 3 create "$IMG" -o "$FULL/old.bmap"
 	has_line "create over an old bmap, ENOSPC" "$FULL/old.bmap: write error: No space left on device"
 	assert_same_file "$IMG.bmap" "$FULL/old.bmap" "the old bmap after ENOSPC"
 	assert_dir_entries "$FULL" "fill
@@ -140,13 +105,13 @@ case_ "create -o on a full tmpfs" enospc_create
 erofs() {
 	printf 'old contents\n' >"$RO/old"
 	mount -o remount,ro "$RO" || fail "cannot remount $RO read-only"
-	bm 3 copy "$IMG" "$RO/new"
+	bm_fails 3 copy "$IMG" "$RO/new"
 	has_line "EROFS, new DEST" "cannot create $RO/new: Read-only file system"
 	assert_no_file "$RO/new" "EROFS"
-	bm 3 copy "$IMG" "$RO/old"
+	bm_fails 3 copy "$IMG" "$RO/old"
 	has_line "EROFS, existing DEST" "cannot open $RO/old: Read-only file system"
 	assert_eq "old contents" "$(cat "$RO/old")" "EROFS, existing DEST"
-	bm 3 create "$IMG" -o "$RO/x.bmap"
+	bm_fails 3 create "$IMG" -o "$RO/x.bmap"
 	has_line "create, EROFS" "$RO/x.bmap: cannot write the bmap here: Read-only file system"
 	assert_dir_entries "$RO" "old" "EROFS"
 }
@@ -158,7 +123,7 @@ case_ "read-only filesystem" erofs
 # reports the damage.
 loop_full() {
 	local dev=$LOOP_FULL
-	bm 3 copy "$IMG" "$dev"
+	bm_fails 3 copy "$IMG" "$dev"
 	has_line "loop device on a full tmpfs" "$dev: write error at offset [0-9]+: .*"
 	assert_contains "$RUN_ERR" "error: $dev: the device holds an incomplete image" \
 		"loop device on a full tmpfs"
@@ -248,12 +213,12 @@ EOF
 	fi
 	trap 'umount "$mnt"' EXIT
 	d=$mnt/new
-	bm 3 copy "$huge" "$d"
+	bm_fails 3 copy "$huge" "$d"
 	has_line "EFBIG, new DEST" "$d: .*File too large"
 	assert_no_file "$d" "EFBIG, new DEST"
 	d=$mnt/old
 	cp "$IMG.bmap" "$d"
-	bm 3 copy "$huge" "$d"
+	bm_fails 3 copy "$huge" "$d"
 	has_line "EFBIG, existing DEST" "$d: .*File too large"
 	if ! cmp -s "$IMG.bmap" "$d"; then
 		assert_contains "$RUN_ERR" "$d: the file is incomplete" \
@@ -295,5 +260,4 @@ fsize() {
 }
 case_ "ulimit -f" fsize
 
-[ ${#failed[@]} = 0 ] || fail "failed cases: ${failed[*]}"
-note "all real-fault cases passed"
+cases_done "all real-fault cases passed"

@@ -180,6 +180,65 @@ assert_rc() {
 		fail "${2:-exit status}: expected $1, got $RUN_RC; stderr: [$RUN_ERR]"
 }
 
+# assert_no_sanitizer [WHAT]: the last `run` printed no ASan/UBSan report.
+assert_no_sanitizer() {
+	assert_not_contains "$RUN_ERR" "Sanitizer" "${1:-stderr}"
+	assert_not_contains "$RUN_ERR" "runtime error:" "${1:-stderr}"
+}
+
+# bm WANT_RC ARG...: run bmaptk; check its exit status, that stdout stays
+# empty (bmaptk, like bmaptool, prints everything on stderr) and that no
+# sanitizer reported anything. RUN_ERR has its stderr.
+bm() {
+	local want=$1
+	shift
+	run "$BMAPTK" "$@"
+	assert_rc "$want" "bmaptk $*"
+	assert_eq "" "$RUN_OUT" "stdout of bmaptk $*"
+	assert_no_sanitizer "stderr of bmaptk $*"
+}
+
+# fault_image PATH SEED: the 64 MiB image of the fault tests, its ranges
+# (MiB) [0,1) [4,16) [20,40) [50,58) and the last 8 KiB, random bytes
+# from SEED; and PATH.bmap made by bmaptk.
+fault_image() {
+	"$PYTHON" - "$1" "$2" <<'EOF' || fail "cannot generate $1"
+import os
+import random
+import sys
+
+MIB = 1024 * 1024
+rng = random.Random(int(sys.argv[2]))
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.ftruncate(fd, 64 * MIB)
+for off, n in [(0, MIB), (4 * MIB, 12 * MIB), (20 * MIB, 20 * MIB),
+               (50 * MIB, 8 * MIB), (64 * MIB - 8192, 8192)]:
+    assert os.pwrite(fd, rng.randbytes(n), off) == n
+os.close(fd)
+EOF
+	"$BMAPTK" create "$1" -o "$1.bmap" 2>"$E2E_TMP/create.err" ||
+		fail "bmaptk create: $(cat "$E2E_TMP/create.err")"
+}
+
+# case_ NAME FUNC [ARG...]: run one case in a subshell, so a failing case
+# does not hide the others; cases_done MESSAGE then fails the script
+# naming every failed case, or notes MESSAGE.
+E2E_FAILED_CASES=()
+case_() {
+	local name=$1
+	shift
+	if ("$@"); then
+		note "ok: $name"
+	else
+		E2E_FAILED_CASES+=("$name")
+	fi
+}
+cases_done() {
+	[ ${#E2E_FAILED_CASES[@]} = 0 ] ||
+		fail "failed cases: ${E2E_FAILED_CASES[*]}"
+	note "$1"
+}
+
 # assert_same_file EXPECTED ACTUAL [WHAT]: fail unless byte-identical; for
 # text files show the first lines of the diff.
 assert_same_file() {

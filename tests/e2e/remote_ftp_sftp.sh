@@ -39,15 +39,6 @@ ln "$IMG.zst" "$D/drop.img.raw.zst" && ln "$IMG.bmap" "$D/drop.img.raw.bmap" ||
 
 OUT=$E2E_TMP/out
 mkdir "$OUT"
-bm() {
-	local want=$1
-	shift
-	run "$BMAPTK" "$@"
-	assert_rc "$want" "bmaptk $*"
-	assert_eq "" "$RUN_OUT" "stdout of bmaptk $*"
-	assert_not_contains "$RUN_ERR" "Sanitizer" "stderr of bmaptk $*"
-	assert_not_contains "$RUN_ERR" "runtime error:" "stderr of bmaptk $*"
-}
 copy_ok() {
 	rm -f "$OUT/a"
 	bm 0 copy "$@" "$OUT/a"

@@ -112,17 +112,6 @@ W=https://127.0.0.1:$PORT_wrong
 
 OUT=$E2E_TMP/out
 mkdir "$OUT"
-# bm WANT_RC ARG...: run bmaptk; check its exit status, empty stdout and
-# no sanitizer report. RUN_ERR has its stderr.
-bm() {
-	local want=$1
-	shift
-	run "$BMAPTK" "$@"
-	assert_rc "$want" "bmaptk $*"
-	assert_eq "" "$RUN_OUT" "stdout of bmaptk $*"
-	assert_not_contains "$RUN_ERR" "Sanitizer" "stderr of bmaptk $*"
-	assert_not_contains "$RUN_ERR" "runtime error:" "stderr of bmaptk $*"
-}
 # copy_ok NAME ARG...: copy into $OUT/NAME; it must equal the image.
 copy_ok() {
 	local dest=$OUT/$1

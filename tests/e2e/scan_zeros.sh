@@ -62,8 +62,7 @@ bm() {
 	shift
 	run "$BMAPTK" "$@"
 	assert_rc "$want" "bmaptk $*"
-	assert_not_contains "$RUN_ERR" "Sanitizer" "stderr of bmaptk $*"
-	assert_not_contains "$RUN_ERR" "runtime error:" "stderr of bmaptk $*"
+	assert_no_sanitizer "stderr of bmaptk $*"
 }
 
 # same_fields WANT_BMAP GOT_BMAP WHAT

@@ -130,8 +130,7 @@ bm() {
 	run env "${ENVV[@]}" "$BMAPTK" "$@"
 	assert_rc "$want" "bmaptk $*"
 	assert_eq "" "$RUN_OUT" "stdout of bmaptk $*"
-	assert_not_contains "$RUN_ERR" "Sanitizer" "stderr of bmaptk $*"
-	assert_not_contains "$RUN_ERR" "runtime error:" "stderr of bmaptk $*"
+	assert_no_sanitizer "stderr of bmaptk $*"
 }
 
 # assert_verified UID FPR WHAT: the success message names the signer.

@@ -73,8 +73,7 @@ bm() {
 	shift
 	run "$BMAPTK" "$@"
 	assert_rc "$want" "bmaptk $*"
-	assert_not_contains "$RUN_ERR" "Sanitizer" "stderr of bmaptk $*"
-	assert_not_contains "$RUN_ERR" "runtime error:" "stderr of bmaptk $*"
+	assert_no_sanitizer "stderr of bmaptk $*"
 }
 
 # chunks FILE: one line per chunk, "TYPE BLOCKS [VALUE]" (RAW, FILL,
