@@ -110,8 +110,12 @@ const struct bmaptk_module *
 bmaptk_registry_get(const struct bmaptk_registry *reg, size_t i,
 		    const char **origin);
 
+/* Whether the first bytes of a file are a bmap (XML or clearsigned). */
+int bmaptk_looks_like_bmap(const void *head, size_t len);
+
 /* Open IMAGE (a path, "-" or a URL) and wrap it in the codecs its bytes
- * call for. */
+ * call for. A bmap given as the image is refused. Nothing is read that the
+ * returned stream does not deliver, so pipes and FIFOs lose no byte. */
 struct bmaptk_stream *bmaptk_open_image(const struct bmaptk_registry *reg,
 					const char *location,
 					const struct bmaptk_source_opts *opts,

@@ -48,6 +48,9 @@ static int find_signature(const char *bmap_path, char **sig, size_t *len,
 	if (cli.sig.bmap_sig) {
 		int rc = read_named(cli.sig.bmap_sig, "bmap signature file",
 				    sig, len, err);
+		if (!rc)
+			input_ids_add(&cli.inputs, cli.sig.bmap_sig,
+				      "the bmap's signature");
 		if (!rc && !(*sig_path = strdup(cli.sig.bmap_sig))) {
 			free(*sig);
 			*sig = NULL;
@@ -66,6 +69,8 @@ static int find_signature(const char *bmap_path, char **sig, size_t *len,
 		if (!rc) {
 			cli_info("discovered signature file for bmap '%s'",
 				 shown(cand));
+			input_ids_add(&cli.inputs, cand,
+				      "the bmap's signature");
 			*sig_path = cand;
 			return 0;
 		}
@@ -184,6 +189,8 @@ int cli_load_bmap(const char *path, const char *image,
 			cli_info("discovered bmap file '%s'",
 				 shown(*bmap_path));
 	}
+	if (!rc)
+		input_ids_add(&cli.inputs, *bmap_path, "the bmap");
 	if (!rc)
 		rc = check_signature(*bmap_path, &data, &len, err);
 	if (!rc)

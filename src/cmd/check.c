@@ -1,8 +1,11 @@
 /* bmaptk check [--bmap BMAP] IMAGE-or-BMAP DEST: does DEST hold the image?
  * Every bad range is reported, not only the first. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "events.h"
@@ -121,22 +124,26 @@ int cli_run_check(const struct bmaptk_bmap *b, const char *dest, int cached,
 	return rc;
 }
 
-/* A bmap is recognised by its first bytes. */
+/* A bmap is recognised by its first bytes. Only a regular file is read
+ * here: a pipe, FIFO or device would lose what was read (it is the
+ * image's stream that tells those apart). */
 int cli_looks_like_bmap(const char *path)
 {
-	char head[64] = "";
-	FILE *f = fopen(path, "rb");
-	size_t n, lead;
+	char head[64];
+	struct stat st;
+	ssize_t n;
+	int fd;
 
-	if (!f)
+	if (stat(path, &st) || !S_ISREG(st.st_mode))
 		return 0;
-	n = fread(head, 1, sizeof(head) - 1, f);
-	fclose(f);
-	head[n] = '\0';
-	lead = strspn(head, " \t\r\n");
-	return !strncmp(head + lead, "<?xml", 5) ||
-	       !strncmp(head + lead, "<bmap", 5) ||
-	       !strncmp(head + lead, BMAPTK_CLEARSIGN_MARKER, 10);
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode)
+		? pread(fd, head, sizeof(head), 0)
+		: -1;
+	close(fd);
+	return n > 0 && bmaptk_looks_like_bmap(head, (size_t)n);
 }
 
 static int run(int argc, char **argv)

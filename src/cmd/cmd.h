@@ -8,6 +8,8 @@
 
 #include <bmaptk/bmaptk.h>
 
+#include "identity.h"
+
 struct cli_option {
 	const char *name; /* long name without "--" */
 	int short_name;	  /* 0 if none */
@@ -42,6 +44,7 @@ struct cli_globals {
 		const char *keyring;
 	} sig;
 	const char *sig_state; /* "verified", "none" or "not-checked" */
+	struct input_ids inputs; /* what was read: never a destination */
 };
 extern struct cli_globals cli;
 

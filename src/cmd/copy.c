@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "copy_dest.h"
 #include "events.h"
@@ -137,6 +138,35 @@ static int check_args(const struct copy_args *a, const char *image,
 		return 0;
 	}
 	return BMAPTK_ERR_USAGE;
+}
+
+/* Whether two DEST names are one destination: the same object, or the
+ * same name of one not made yet. */
+static int same_dest(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	if (stat(a, &sa) || stat(b, &sb))
+		return !strcmp(a, b);
+	if (S_ISBLK(sa.st_mode) && S_ISBLK(sb.st_mode))
+		return sa.st_rdev == sb.st_rdev;
+	return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* No DEST may be what this run reads, or another DEST. */
+static int refuse_dests(char **dests, int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (input_ids_refuse_dest(&cli.inputs, dests[i]))
+			return BMAPTK_ERR_USAGE;
+		for (int j = i + 1; j < n; j++)
+			if (same_dest(dests[i], dests[j])) {
+				cli_error("%s and %s are the same destination",
+					  dests[i], dests[j]);
+				return BMAPTK_ERR_USAGE;
+			}
+	}
+	return 0;
 }
 
 /* A raw image shorter than its bmap says is refused before writing. */
@@ -378,6 +408,7 @@ static int run(int argc, char **argv)
 		goto out;
 	}
 	cli_catch_signals();
+	input_ids_add(&cli.inputs, image, "the image");
 	rc = cli_load_bmap(a.bmap, a.nobmap ? NULL : image, &bmap, &bmap_path,
 			   &err);
 	if (!rc && !(img = bmaptk_open_image(cli_registry(), image, &cli.source,
@@ -389,6 +420,8 @@ static int run(int argc, char **argv)
 		rc = cli_fail(&err);
 		goto out;
 	}
+	if ((rc = refuse_dests(argv + first + 1, argc - first - 1)))
+		goto out;
 	if (bmap) {
 		cli_describe_bmap(bmap, bmap_path);
 		if (!bmap->range_digests && !a.no_verify)
@@ -407,6 +440,7 @@ out:
 	bmaptk_bmap_free(bmap);
 	free(bmap_path);
 	free(a.shown_image);
+	input_ids_free(&cli.inputs);
 	return rc;
 }
 

@@ -88,6 +88,31 @@ static int open_output(const char *output, char **tmp, char **final)
 	return fd;
 }
 
+/* -o must not replace the image, nor a file that is not a bmap (a typo
+ * such as `create -o disk.img disk.img.bmap` would lose the image). */
+static int refuse_output(const char *output, const char *image)
+{
+	struct stat so, si;
+
+	if (stat(output, &so) || !S_ISREG(so.st_mode))
+		return 0;
+	if (!stat(image, &si) && si.st_dev == so.st_dev &&
+	    si.st_ino == so.st_ino) {
+		cli_error(
+		    "%s: refusing to write the bmap over the image itself",
+		    output);
+		return -1;
+	}
+	if (so.st_size > 0 && !cli_looks_like_bmap(output)) {
+		cli_error(
+		    "%s: exists and is not a bmap; refusing to replace it "
+		    "(remove it first if it should go)",
+		    output);
+		return -1;
+	}
+	return 0;
+}
+
 static int emit(const struct create_args *a, int fd, const char *tmp,
 		const char *final, const struct bmaptk_bmap *b)
 {
@@ -144,6 +169,8 @@ static int run(int argc, char **argv)
 		    "create: expected one IMAGE (see bmaptk create --help)");
 		return BMAPTK_ERR_USAGE;
 	}
+	if (a.output && refuse_output(a.output, argv[first]))
+		return BMAPTK_ERR_USAGE;
 	/* Fail on an unwritable output before spending time hashing. */
 	if (a.output && (fd = open_output(a.output, &tmp, &final)) < 0) {
 		cli_error("%s: cannot write the bmap here: %s", a.output,

@@ -171,6 +171,23 @@ static int have_containers(const struct bmaptk_registry *reg)
 	return 0;
 }
 
+int bmaptk_looks_like_bmap(const void *head, size_t len)
+{
+	static const char *const starts[] = {"<?xml", "<bmap",
+					     BMAPTK_CLEARSIGN_MARKER};
+	const char *h = head;
+	size_t lead = 0;
+
+	while (lead < len && strchr(" \t\r\n", h[lead]) && h[lead])
+		lead++;
+	for (size_t i = 0; i < sizeof(starts) / sizeof(starts[0]); i++) {
+		size_t n = MIN(strlen(starts[i]), 10);
+		if (len - lead >= n && !memcmp(h + lead, starts[i], n))
+			return 1;
+	}
+	return 0;
+}
+
 struct bmaptk_stream *bmaptk_open_image(const struct bmaptk_registry *reg,
 					const char *location,
 					const struct bmaptk_source_opts *opts,
@@ -202,6 +219,16 @@ struct bmaptk_stream *bmaptk_open_image(const struct bmaptk_registry *reg,
 			    "no codec for %s (looks like %s); install the "
 			    "archive plugin or use --plugin-dir",
 			    location, like);
+			peek_close(&p->base);
+			return NULL;
+		}
+		if (!m && depth == 0 &&
+		    bmaptk_looks_like_bmap(p->head, p->len)) {
+			bmaptk_set_error(
+			    err, BMAPTK_ERR_USAGE, 0,
+			    "%s: this is a bmap file, not an image; make sure "
+			    "you are writing your image and not the bmap file",
+			    location);
 			peek_close(&p->base);
 			return NULL;
 		}

@@ -356,8 +356,13 @@ static int blockdev_pwrite(struct bmaptk_sink *s, const void *buf, size_t len,
 			close(b->dfd);
 			b->dfd = -1;
 		} else {
-			return sink_pwrite_fd(b->dfd, s->name, buf, direct, off,
-					      err);
+			/* A real write error: report it. Writing again through
+			 * another descriptor would hide it, and the tail after
+			 * the aligned part would still be missing. */
+			return bmaptk_set_error(
+			    err, BMAPTK_ERR_IO, errno,
+			    "%s: write error at offset %llu: %s", s->name,
+			    (unsigned long long)off, strerror(errno));
 		}
 	}
 	if (!len)
