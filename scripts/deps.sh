@@ -14,7 +14,7 @@ BUILD_PKGS=(
 	libxml2-dev libssl-dev libzstd-dev liblzma-dev zlib1g-dev libbz2-dev
 	libisal-dev libcmocka-dev
 	libcurl4-openssl-dev libgpgme-dev libjansson-dev # remote, signatures
-	libarchive-dev liblz4-dev                        # plugins
+	libarchive-dev liblz4-dev liblzo2-dev            # plugins
 )
 
 # Tools the test suite and benchmarks run: reference tools, compressors,
@@ -29,6 +29,7 @@ TEST_PKGS=(
 	time python3 python3-pyftpdlib jq curl file
 	mandoc zsh bash-completion # man page lint, completion tests
 	fiu-utils libfiu0          # injected I/O faults
+	strace                     # plugins_archive.sh: no input runs a program
 	musl-tools debhelper lintian # static binary, Debian package
 	clang                        # fuzz harnesses (tests/e2e/fuzz_smoke.sh)
 	clang-tools cppcheck         # scripts/static-analysis.sh

@@ -1,17 +1,31 @@
 /* archive plugin: tar and zip containers, and the compression filters
- * bmaptk does not build in (lz4, lzop, lzip, compress, lzma, lrzip, grzip),
- * all read through libarchive.
+ * bmaptk does not build in (lz4, lzop, lzip, compress, lzma), read through
+ * libarchive, except lzop, which lzop.c decodes with liblzo2.
  *
- * The image is the first regular file of a tar or zip archive, as with
- * bmaptool; a bare filter (disk.img.lz4) yields its decompressed bytes. The
- * module is a container (BMAPTK_CODEC_CONTAINER), so the host probes what it
- * yields again: disk.img.gz inside a tar is gunzipped by the built-in codec.
+ * Two modules:
+ * - "archive", a container (BMAPTK_CODEC_CONTAINER): tar and zip, whose
+ *   image is the first regular file, as with bmaptool. The host probes what
+ *   it yields again: disk.img.gz inside a tar is gunzipped by the built-in
+ *   codec.
+ * - "archive-filter", a compressor: a bare filter (disk.img.lz4) yields its
+ *   decompressed bytes. After it, as after gzip, the host looks only for a
+ *   container, with the probe below: a tar (its header checksum verified)
+ *   or a zip inside lz4 is unpacked by "archive", anything else is the
+ *   image. Left to libarchive, a filter and its tar reader in one archive
+ *   object would take an image that starts with a zero block for an empty
+ *   tar.
+ *
+ * No input makes the plugin run a program. libarchive falls back to
+ * external programs (lrzip, grzip, lzop; lz4 or lzip when built without
+ * their library) found through PATH: each archive object here is given
+ * only the filter the head shows, and a filter whose support call answers
+ * ARCHIVE_WARN ("will use an external program") is refused before
+ * libarchive reads a byte.
  *
  * Probing checks magic bytes itself rather than opening the head with
- * libarchive, which would start external programs (lzop, lrzip) just to
- * look, and whose "raw" format accepts anything: plain disk images must stay
- * with the host. Its priority is below the built-in
- * codecs, so gzip, xz, bzip2 and zstd never reach libarchive. */
+ * libarchive, whose "raw" format accepts anything: plain disk images must
+ * stay with the host. Both modules rank below the built-in codecs, so gzip,
+ * xz, bzip2 and zstd never reach libarchive. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +35,8 @@
 #include <archive_entry.h>
 
 #include <bmaptk/module.h>
+
+#include "lzop.h"
 
 #define IN_CHUNK (1u << 20)
 /* Enough for every magic this plugin checks (tar: a 512-byte header). */
@@ -36,8 +52,8 @@ struct ar_stream {
 	 * pass on its text. */
 	struct bmaptk_error inner_err;
 	int inner_failed;
-	size_t pending;	   /* bytes at in_buf read before libarchive started */
-	const char *guess; /* the format the head showed, for messages */
+	size_t pending;	  /* bytes at in_buf read before libarchive started */
+	const char *what; /* the format the head showed, for messages */
 };
 
 /* ---- probing --------------------------------------------------------- */
@@ -146,44 +162,76 @@ static int bid_7z(const unsigned char *head, size_t len)
 	return magic(head, len, "7z\xbc\xaf\x27\x1c", 6);
 }
 
-/* Filters libarchive reads and bmaptk does not build in, then formats. */
-static const struct format {
+/* The compression filters bmaptk does not build in, and the libarchive
+ * call that enables each one alone (NULL: lzop, decoded by lzop.c). */
+static const struct filter {
 	const char *name;
 	int (*bid)(const unsigned char *head, size_t len);
-} formats[] = {
-    {"lz4", bid_lz4},
-    {"lz4", bid_lz4_legacy},
-    {"lzop", bid_lzop},
-    {"lzip", bid_lzip},
-    {"compress", bid_compress},
-    {"lzma", bid_lzma},
-    {"lrzip", bid_lrzip},
-    {"grzip", bid_grzip},
+	int (*support)(struct archive *ar);
+} filters[] = {
+    {"lz4", bid_lz4, archive_read_support_filter_lz4},
+    {"lz4", bid_lz4_legacy, archive_read_support_filter_lz4},
+    {"lzop", bid_lzop, NULL},
+    {"lzip", bid_lzip, archive_read_support_filter_lzip},
+    {"compress", bid_compress, archive_read_support_filter_compress},
+    {"lzma", bid_lzma, archive_read_support_filter_lzma},
+    /* Only ever external programs in libarchive: claimed to be refused
+     * in one line rather than copied as a raw image. */
+    {"lrzip", bid_lrzip, archive_read_support_filter_lrzip},
+    {"grzip", bid_grzip, archive_read_support_filter_grzip},
+};
+
+/* The archive formats. */
+static const struct container {
+	const char *name;
+	int (*bid)(const unsigned char *head, size_t len);
+} containers[] = {
     {"tar", bid_tar},
     {"zip", bid_zip},
-    /* Claimed only to be refused clearly: see start(). */
+    /* Claimed only to be refused clearly: see container_open(). */
     {"7z", bid_7z},
 };
 
-/* The format the head shows, or NULL; *bits says how sure. */
-static const char *identify(const unsigned char *head, size_t len, int *bits)
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The filter the head shows, or NULL; *bits says how sure. */
+static const struct filter *find_filter(const unsigned char *head, size_t len,
+					int *bits)
 {
-	for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++)
-		if ((*bits = formats[i].bid(head, len)) > 0)
-			return formats[i].name;
+	for (size_t i = 0; i < COUNT(filters); i++)
+		if ((*bits = filters[i].bid(head, len)) > 0)
+			return &filters[i];
 	*bits = 0;
 	return NULL;
 }
 
-static int archive_probe(const unsigned char *head, size_t len)
+static const struct container *find_container(const unsigned char *head,
+					      size_t len, int *bits)
+{
+	for (size_t i = 0; i < COUNT(containers); i++)
+		if ((*bits = containers[i].bid(head, len)) > 0)
+			return &containers[i];
+	*bits = 0;
+	return NULL;
+}
+
+static int filter_probe(const unsigned char *head, size_t len)
 {
 	int bits;
 
-	identify(head, len, &bits);
+	find_filter(head, len, &bits);
 	return bits;
 }
 
-/* ---- reading --------------------------------------------------------- */
+static int container_probe(const unsigned char *head, size_t len)
+{
+	int bits;
+
+	find_container(head, len, &bits);
+	return bits;
+}
+
+/* ---- reading through libarchive -------------------------------------- */
 
 /* libarchive's read callback: the next chunk of the inner stream. */
 static la_ssize_t pull(struct archive *ar, void *ctx, const void **buf)
@@ -208,45 +256,22 @@ static la_ssize_t pull(struct archive *ar, void *ctx, const void **buf)
 	return n;
 }
 
-/* What libarchive has recognised so far, outermost first, for messages:
- * "lzop", "lz4+tar", "zip". */
-static const char *describe(struct ar_stream *s, char *buf, size_t size)
-{
-	struct archive *ar = s->ar;
-	int format = archive_format(ar) & ARCHIVE_FORMAT_BASE_MASK;
-	size_t used = 0;
-
-	buf[0] = '\0';
-	/* Filter 0 is the innermost; the last one is the client ("none"). */
-	for (int i = archive_filter_count(ar) - 2; i >= 0; i--)
-		used += (size_t)snprintf(buf + used, size - MIN(used, size),
-					 "%s%s", used ? "+" : "",
-					 archive_filter_name(ar, i));
-	if (format == ARCHIVE_FORMAT_TAR || format == ARCHIVE_FORMAT_ZIP)
-		snprintf(buf + MIN(used, size), size - MIN(used, size), "%s%s",
-			 used ? "+" : "",
-			 format == ARCHIVE_FORMAT_TAR ? "tar" : "zip");
-	return buf[0] ? buf : s->guess;
-}
-
 /* Report the failure of a libarchive call: the inner stream's own error
  * if that is what failed, else libarchive's message. */
 static int ar_fail(struct ar_stream *s, struct bmaptk_error *err)
 {
 	int e = archive_errno(s->ar);
 	const char *msg = archive_error_string(s->ar);
-	char what[64];
 
 	if (s->inner_failed) {
 		*err = s->inner_err;
 		return err->status;
 	}
-	/* Running out of memory or failing to run an external decoder is
-	 * the machine's fault; anything else is a bad file. */
+	/* Running out of memory or failing I/O is the machine's fault;
+	 * anything else is a bad file. */
 	return bmaptk_set_error(
 	    err, e == ENOMEM || e == EIO ? BMAPTK_ERR_IO : BMAPTK_ERR_USAGE,
-	    e > 0 ? e : 0, "%s: %s data: %s", s->base.name,
-	    describe(s, what, sizeof(what)),
+	    e > 0 ? e : 0, "%s: %s data: %s", s->base.name, s->what,
 	    msg ? msg : "unknown libarchive error");
 }
 
@@ -278,11 +303,10 @@ static const struct bmaptk_stream_ops ar_ops = {
     .close = ar_close,
 };
 
-/* Advance to the first regular file; filters alone yield one entry. */
-static int first_file(struct ar_stream *s, struct bmaptk_error *err)
+/* Advance to the first regular file; a filter alone yields one entry. */
+static int first_file(struct ar_stream *s, int raw, struct bmaptk_error *err)
 {
 	struct archive_entry *entry;
-	char what[64];
 
 	for (;;) {
 		int rc = archive_read_next_header(s->ar, &entry);
@@ -290,75 +314,57 @@ static int first_file(struct ar_stream *s, struct bmaptk_error *err)
 			return bmaptk_set_error(
 			    err, BMAPTK_ERR_USAGE, 0,
 			    "%s: no regular file in the %s archive",
-			    s->base.name, describe(s, what, sizeof(what)));
+			    s->base.name, s->what);
 		if (rc < ARCHIVE_WARN)
 			return ar_fail(s, err);
 		if (archive_entry_filetype(entry) == AE_IFREG)
 			break;
 	}
-	/* "raw" accepts any bytes: insist that a filter was really found. */
-	if (archive_format(s->ar) == ARCHIVE_FORMAT_RAW &&
-	    archive_filter_count(s->ar) < 2)
+	/* "raw" accepts any bytes: insist that the filter was really found. */
+	if (raw && archive_filter_count(s->ar) < 2)
 		return bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
-					"%s: neither an archive nor compressed "
-					"data libarchive reads",
-					s->base.name);
-	if (archive_format(s->ar) != ARCHIVE_FORMAT_RAW &&
-	    archive_entry_size_is_set(entry))
+					"%s: not %s data that libarchive reads",
+					s->base.name, s->what);
+	if (!raw && archive_entry_size_is_set(entry))
 		s->base.size = (uint64_t)archive_entry_size(entry);
 	return 0;
 }
 
-/* Read the head again (the host replays it) to name the format in
- * messages before libarchive has; pull() hands it on to libarchive. */
-static int read_head(struct ar_stream *s, struct bmaptk_error *err)
+/* Enable only what the head showed: filter f and the "raw" format, or
+ * (f NULL) the tar and zip formats and no filter at all. */
+static int setup(struct ar_stream *s, const struct filter *f,
+		 struct bmaptk_error *err)
 {
-	int bits;
+	int rc;
 
-	while (s->pending < HEAD_LEN) {
-		ssize_t n =
-		    s->inner->ops->read(s->inner, s->in_buf + s->pending,
-					HEAD_LEN - s->pending, err);
-		if (n < 0)
-			return err->status ? err->status : BMAPTK_ERR_IO;
-		if (n == 0)
-			break;
-		s->pending += (size_t)n;
-	}
-	s->guess = identify(s->in_buf, s->pending, &bits);
-	if (!s->guess)
-		s->guess = "archive";
-	return 0;
-}
-
-static int start(struct ar_stream *s, struct bmaptk_error *err)
-{
-	if (read_head(s, err))
-		return err->status;
-	/* 7z keeps its index at the end: libarchive would seek back, and a
-	 * stream cannot. */
-	if (!strcmp(s->guess, "7z"))
-		return bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
-					"%s: 7z archives cannot be read as a "
-					"stream; extract the image first",
-					s->base.name);
-	/* Every filter, and the formats: tar, zip without seeking, and raw
-	 * for a bare filter. ARCHIVE_WARN only says a filter will run an
-	 * external program. */
-	if (archive_read_support_filter_all(s->ar) < ARCHIVE_WARN ||
-	    archive_read_support_format_tar(s->ar) != ARCHIVE_OK ||
-	    archive_read_support_format_zip_streamable(s->ar) != ARCHIVE_OK ||
-	    archive_read_support_format_raw(s->ar) != ARCHIVE_OK)
+	if (!f) {
+		if (archive_read_support_format_tar(s->ar) == ARCHIVE_OK &&
+		    archive_read_support_format_zip_streamable(s->ar) ==
+			ARCHIVE_OK)
+			return 0;
+	} else if ((rc = f->support(s->ar)) == ARCHIVE_WARN) {
+		/* The filter is registered, but libarchive never runs: the
+		 * object is freed unopened. */
 		return bmaptk_set_error(
-		    err, BMAPTK_ERR_IO, 0, "%s: cannot set up libarchive: %s",
-		    s->base.name, archive_error_string(s->ar));
-	if (archive_read_open(s->ar, s, NULL, pull, NULL) != ARCHIVE_OK)
-		return ar_fail(s, err);
-	return first_file(s, err);
+		    err, BMAPTK_ERR_USAGE, 0,
+		    "%s: no codec for %s data: this libarchive would run an "
+		    "external program for it, which bmaptk never does",
+		    s->base.name, f->name);
+	} else if (rc == ARCHIVE_OK &&
+		   archive_read_support_format_raw(s->ar) == ARCHIVE_OK) {
+		return 0;
+	}
+	return bmaptk_set_error(err, BMAPTK_ERR_IO, 0,
+				"%s: cannot set up libarchive: %s",
+				s->base.name, archive_error_string(s->ar));
 }
 
-static struct bmaptk_stream *archive_open(struct bmaptk_stream *inner,
-					  struct bmaptk_error *err)
+/* Read libarchive through filter f, or as an archive (f NULL). The head
+ * was read from inner already: pull() hands it on first. */
+static struct bmaptk_stream *ar_open(struct bmaptk_stream *inner,
+				     const unsigned char *head, size_t len,
+				     const char *what, const struct filter *f,
+				     struct bmaptk_error *err)
 {
 	struct ar_stream *s = calloc(1, sizeof(*s));
 
@@ -375,34 +381,132 @@ static struct bmaptk_stream *archive_open(struct bmaptk_stream *inner,
 	s->base.ops = &ar_ops;
 	s->base.name = inner->name;
 	s->base.size = BMAPTK_SIZE_UNKNOWN;
+	s->base.format = what;
 	s->inner = inner;
-	if (start(s, err)) {
-		ar_close(&s->base);
-		return NULL;
+	s->what = what;
+	memcpy(s->in_buf, head, len);
+	s->pending = len;
+	if (setup(s, f, err))
+		goto fail;
+	if (archive_read_open(s->ar, s, NULL, pull, NULL) != ARCHIVE_OK) {
+		ar_fail(s, err);
+		goto fail;
 	}
+	if (first_file(s, f != NULL, err))
+		goto fail;
 	return &s->base;
+fail:
+	ar_close(&s->base);
+	return NULL;
 }
 
-static const struct bmaptk_codec_module archive_codec = {
-    .probe = archive_probe,
-    .open = archive_open,
+/* Read the head again (the host replays it) to see what it is. */
+static int read_head(struct bmaptk_stream *inner, unsigned char *head,
+		     size_t *len, struct bmaptk_error *err)
+{
+	*len = 0;
+	while (*len < HEAD_LEN) {
+		ssize_t n =
+		    inner->ops->read(inner, head + *len, HEAD_LEN - *len, err);
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		*len += (size_t)n;
+	}
+	return 0;
+}
+
+static struct bmaptk_stream *filter_open(struct bmaptk_stream *inner,
+					 struct bmaptk_error *err)
+{
+	unsigned char head[HEAD_LEN];
+	const struct filter *f;
+	size_t len;
+	int bits;
+
+	if (read_head(inner, head, &len, err)) {
+		inner->ops->close(inner);
+		return NULL;
+	}
+	if (!(f = find_filter(head, len, &bits))) {
+		bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
+				 "%s: not compressed data this plugin reads",
+				 inner->name);
+		inner->ops->close(inner);
+		return NULL;
+	}
+	if (!f->support)
+		return lzop_open(inner, head, len, err);
+	return ar_open(inner, head, len, f->name, f, err);
+}
+
+static struct bmaptk_stream *container_open(struct bmaptk_stream *inner,
+					    struct bmaptk_error *err)
+{
+	unsigned char head[HEAD_LEN];
+	const struct container *c;
+	size_t len;
+	int bits;
+
+	if (read_head(inner, head, &len, err)) {
+		inner->ops->close(inner);
+		return NULL;
+	}
+	c = find_container(head, len, &bits);
+	/* 7z keeps its index at the end: libarchive would seek back, and a
+	 * stream cannot. */
+	if (!c || !strcmp(c->name, "7z")) {
+		bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
+				 c ? "%s: 7z archives cannot be read as a "
+				     "stream; extract the image first"
+				   : "%s: not an archive this plugin reads",
+				 inner->name);
+		inner->ops->close(inner);
+		return NULL;
+	}
+	return ar_open(inner, head, len, c->name, NULL, err);
+}
+
+static const struct bmaptk_codec_module container_codec = {
+    .probe = container_probe,
+    .open = container_open,
     .flags = BMAPTK_CODEC_CONTAINER,
     .format = "archive",
 };
 
-static const struct bmaptk_module archive_module = {
+static const struct bmaptk_codec_module filter_codec = {
+    .probe = filter_probe,
+    .open = filter_open,
+    .flags = 0, /* a compressor: only a container may follow */
+    .format = "archive-filter",
+};
+
+/* Both below the built-in codecs (100) and the lz4 example (50). */
+static const struct bmaptk_module container_module = {
     .abi_version = BMAPTK_ABI_VERSION,
     .kind = BMAPTK_MODULE_CODEC,
     .name = "archive",
-    .description = "tar, zip, lz4, lzop, lzip, compress, lzma via libarchive",
-    .version = "1",
-    /* Below the built-in codecs (100) and the lz4 example (50). */
+    .description = "tar and zip archives via libarchive",
+    .version = "2",
     .priority = 10,
-    .u.codec = &archive_codec,
+    .u.codec = &container_codec,
+};
+
+static const struct bmaptk_module filter_module = {
+    .abi_version = BMAPTK_ABI_VERSION,
+    .kind = BMAPTK_MODULE_CODEC,
+    .name = "archive-filter",
+    .description = "lz4, lzip, compress, lzma via libarchive; lzop via "
+		   "liblzo2",
+    .version = "2",
+    .priority = 10,
+    .u.codec = &filter_codec,
 };
 
 static const struct bmaptk_module *const archive_modules[] = {
-    &archive_module,
+    &container_module,
+    &filter_module,
     NULL,
 };
 

@@ -137,6 +137,8 @@ static const struct known_magic {
     {"lzop", 0, 4, "\x89LZO", 0},
     {"lzip", 0, 4, "LZIP", 0},
     {"compress (.Z)", 0, 2, "\x1f\x9d", 0},
+    {"lrzip", 0, 4, "LRZI", 0},
+    {"grzip", 0, 7, "GRZipII", 0},
     {"zip", 0, 4, "PK\x03\x04", 1},
     {"7z", 0, 6, "7z\xbc\xaf\x27\x1c", 1},
     {"tar", 257, 5, "ustar", 1},

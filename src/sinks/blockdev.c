@@ -306,6 +306,20 @@ static int check_in_use(const char *path, dev_t dev, struct bmaptk_error *err)
 	return rc;
 }
 
+/* A write-protected card opens read-write and fails at the first write;
+ * say so before anything is written. */
+static int check_writable(struct blockdev_sink *b, struct bmaptk_error *err)
+{
+	int ro = 0;
+
+	if (ioctl(b->fd, BLKROGET, &ro) == 0 && ro)
+		return bmaptk_set_error(err, BMAPTK_ERR_USAGE, EROFS,
+					"%s is read-only (write-protect "
+					"switch?)",
+					b->base.name);
+	return 0;
+}
+
 static int check_size(struct blockdev_sink *b, struct bmaptk_error *err)
 {
 	uint64_t size;
@@ -560,7 +574,8 @@ static struct bmaptk_sink *blockdev_open(const char *path,
 	b->base.is_blockdev = 1;
 	b->dfd = -1;
 	b->image_size = opts->image_size;
-	if (open_exclusive(b, st.st_rdev, err) || check_size(b, err)) {
+	if (open_exclusive(b, st.st_rdev, err) || check_writable(b, err) ||
+	    check_size(b, err)) {
 		blockdev_close(&b->base, 1);
 		return NULL;
 	}
