@@ -12,6 +12,7 @@
 # Every step runs even if an earlier one failed; the exit status is non-zero
 # if any failed. BMAPTK_TEST_FILTER=REGEX runs only matching tests (ctest -R).
 # Tests that need loop devices run only as root and are skipped otherwise.
+# A loop device or mount a test leaves behind fails the run (and is undone).
 set -uo pipefail
 
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." || exit 3
@@ -58,9 +59,74 @@ format_check() {
 	fi
 }
 
+# Leaks. The e2e tests attach loop devices and mount filesystems under their
+# temporary directories, and undo that on exit; a test killed past its traps
+# (ctest's timeout sends SIGKILL) leaves them, and after a few such runs the
+# machine has no free loop device. Each ctest run gets fresh parents for the
+# tests' directories (lib.sh's E2E_TMPDIR, and E2E_RAMDIR for e2e_ramdir),
+# so what is found under them afterwards is this run's, never that of tests
+# someone else runs at the same time.
+
+# resources: one line per loop device, "loop DEV BACKING-FILE", and per
+# mount, "mount DIR".
+resources() {
+	local dev back
+	if command -v losetup >/dev/null; then
+		# --raw writes a space in a name as \x20; " (deleted)" goes.
+		losetup -l -n --raw -O NAME,BACK-FILE 2>/dev/null |
+			while read -r dev back; do
+				back=$(printf '%b' "$back")
+				printf 'loop %s %s\n' "$dev" "${back% (deleted)}"
+			done
+	fi
+	# The mount point is field 5, with octal escapes (\040 for a space).
+	while read -r _ _ _ _ back _; do
+		printf 'mount %b\n' "$back"
+	done </proc/self/mountinfo
+}
+
+# leaks BEFORE DIR...: the lines of `resources` not in BEFORE (its output
+# before the run) whose backing file or mount point is under a DIR.
+leaks() {
+	local before=$1 line path d
+	shift
+	resources | grep -vxF -f <(printf '%s\n' "$before") |
+		while IFS= read -r line; do
+			case $line in
+			loop\ *) path=${line#loop * } ;;
+			*) path=${line#mount } ;;
+			esac
+			for d in "$@"; do
+				if [[ $path == "$d"/* ]]; then
+					printf '%s\n' "$line"
+					break
+				fi
+			done
+		done
+}
+
+# undo_leaks LINE...: unmount the mounts (deepest first, lazily if busy),
+# then detach the loop devices, each by its exact name.
+undo_leaks() {
+	local line dev
+	while IFS= read -r line; do
+		line=${line#mount }
+		umount "$line" 2>/dev/null || umount -l "$line"
+	done < <(printf '%s\n' "$@" | grep '^mount ' | sort -r)
+	for line in "$@"; do
+		[[ $line == loop\ * ]] || continue
+		dev=${line#loop }
+		dev=${dev%% *}
+		# Gone already if it was mounted with -o loop (autoclear).
+		[[ -e /sys/block/${dev#/dev/}/loop ]] || continue
+		losetup -d "$dev"
+	done
+}
+
 # $1 = build dir, rest = extra cmake arguments.
 build_and_test() {
-	local dir=$1 log rc line
+	local dir=$1 log rc line tmp ram before
+	local -a leaked
 	shift
 	heading "$dir: configure and build"
 	if ! cmake -S . -B "$dir" "$@" ||
@@ -73,8 +139,18 @@ build_and_test() {
 	local -a args=(--output-on-failure -j2 --no-tests=error
 		${CTEST_EXTRA:+$CTEST_EXTRA})
 	[[ -n ${BMAPTK_TEST_FILTER:-} ]] && args+=(-R "$BMAPTK_TEST_FILTER")
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/bmaptk-suite.XXXXXX") || {
+		note "$dir: cannot make a temporary directory" 1
+		return
+	}
+	ram=
+	[[ $(stat -f -c %T /dev/shm 2>/dev/null) == tmpfs ]] &&
+		ram=$(mktemp -d /dev/shm/bmaptk-suite.XXXXXX 2>/dev/null)
+	before=$(resources)
 	log=$(mktemp)
-	(cd "$dir" && ctest "${args[@]}" </dev/null) 2>&1 | tee "$log"
+	# Without a directory in /dev/shm, e2e_ramdir falls back into $tmp.
+	(cd "$dir" && E2E_TMPDIR=$tmp E2E_RAMDIR=${ram:-$tmp} \
+		ctest "${args[@]}" </dev/null) 2>&1 | tee "$log"
 	rc=${PIPESTATUS[0]}
 	line=$(grep -E '^[0-9]+% tests passed' "$log" | tail -1)
 	rm -f "$log"
@@ -82,6 +158,25 @@ build_and_test() {
 		note "$dir: ${line:-ctest ok}" 0
 	else
 		note "$dir: ${line:-ctest failed (exit $rc)}" 1
+	fi
+
+	mapfile -t leaked < <(leaks "$before" "$tmp" ${ram:+"$ram"})
+	if ((${#leaked[@]} > 0)); then
+		printf 'test.sh: leaked: %s\n' "${leaked[@]}" >&2
+		# Undone here, so that the machine keeps its loop devices.
+		undo_leaks "${leaked[@]}"
+		mapfile -t leaked < <(leaks "$before" "$tmp" ${ram:+"$ram"})
+		if ((${#leaked[@]} > 0)); then
+			printf 'test.sh: still there (busy?): %s\n' "${leaked[@]}" >&2
+		fi
+		note "$dir: LEAKED loop devices or mounts (see \"leaked:\" above)" 1
+	fi
+	if [[ ${E2E_KEEP:-0} == 1 ]]; then
+		echo "test.sh: kept $tmp${ram:+ and $ram}"
+	else
+		# Left by tests killed before their cleanup; --one-file-system
+		# keeps rm out of anything still mounted there.
+		rm -rf --one-file-system -- "$tmp" ${ram:+"$ram"}
 	fi
 }
 

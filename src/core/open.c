@@ -71,7 +71,8 @@ static uint64_t peek_hole(struct bmaptk_stream *s)
 {
 	struct peek_stream *p = (struct peek_stream *)s;
 
-	/* The probed head is replayed as data. */
+	/* The probed head is replayed as data; it ends where a hole
+	 * begins. */
 	if (p->pos < p->len || !p->inner->ops->hole)
 		return 0;
 	return p->inner->ops->hole(p->inner);
@@ -107,12 +108,23 @@ static struct peek_stream *peek_open(struct bmaptk_stream *inner,
 	p->base = *inner;
 	p->base.ops = &peek_ops;
 	p->inner = inner;
-	n = stream_read_full(inner, p->head, sizeof(p->head), err);
-	if (n < 0) {
-		peek_close(&p->base);
-		return NULL;
+	/* The head stops at a hole the stream reports: reading through it
+	 * would turn the hole into data (the bmap of an Android sparse image
+	 * would then depend on whether a container module is installed). A
+	 * read never crosses a hole's edge, so checking before each is
+	 * enough. */
+	while (p->len < sizeof(p->head) &&
+	       !(inner->ops->hole && inner->ops->hole(inner))) {
+		n = inner->ops->read(inner, p->head + p->len,
+				     sizeof(p->head) - p->len, err);
+		if (n < 0) {
+			peek_close(&p->base);
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		p->len += (size_t)n;
 	}
-	p->len = (size_t)n;
 	return p;
 }
 

@@ -183,11 +183,10 @@ fi
 # bytes); detached at exit. Returns 1 if losetup fails.
 loop() {
 	head -c "$2" /dev/urandom >"$1" || fail "cannot make $1"
-	DEV=$(losetup -f --show "$1" 2>"$T/losetup.err") || return 1
-	on_exit "losetup -d '$DEV'"
+	e2e_losetup DEV "$1"
 }
 if ! loop "$T/back" $((8 * MIB)); then
-	skip_case "losetup failed: $(cat "$T/losetup.err")"
+	skip_case "losetup failed: $(cat "$E2E_TMP/losetup.err")"
 	note "all runnable cases passed"
 	exit 0
 fi
@@ -237,7 +236,7 @@ if loop "$T/small" $((4 * MIB)); then
 	assert_not_contains "$RUN_ERR" "ranges verified" "small device"
 	note "ok: small device"
 else
-	skip_case "second loop device: $(cat "$T/losetup.err")"
+	skip_case "second loop device: $(cat "$E2E_TMP/losetup.err")"
 fi
 
 # A real read error: the image in a squashfs whose first compressed block
@@ -255,13 +254,11 @@ mksquashfs "$T/sqsrc" "$T/sq" -noappend -quiet -no-progress -comp gzip \
 # Data blocks follow the 96-byte superblock; damage the first one.
 printf '%0128d' 0 | dd of="$T/sq" bs=1 seek=200 conv=notrunc status=none ||
 	fail "cannot damage $T/sq"
-if ! SQ=$(losetup -f --show -r "$T/sq" 2>"$T/losetup.err"); then
-	skip_case "read error: losetup: $(cat "$T/losetup.err")"
-elif on_exit "losetup -d '$SQ'" &&
-	! mount -t squashfs -o ro "$SQ" "$T/mnt" 2>"$T/mount.err"; then
-	skip_case "read error: cannot mount squashfs: $(cat "$T/mount.err")"
+if ! e2e_losetup SQ -r "$T/sq"; then
+	skip_case "read error: losetup: $(cat "$E2E_TMP/losetup.err")"
+elif ! e2e_mount -t squashfs -o ro "$SQ" "$T/mnt"; then
+	skip_case "read error: cannot mount squashfs: $(cat "$E2E_TMP/mount.err")"
 else
-	on_exit "umount '$T/mnt'"
 	cat "$T/mnt/disk.img" >/dev/null 2>&1 &&
 		fail "reading the damaged squashfs gave no error"
 	bm 3 check "$IMG.bmap" "$T/mnt/disk.img"

@@ -52,9 +52,8 @@ loop() {
 	local back=$E2E_TMP/backing.$LOOPS
 	LOOPS=$((LOOPS + 1))
 	head -c "$1" /dev/urandom >"$back" || fail "cannot make $back"
-	DEV=$(losetup -f --show "$back" 2>"$E2E_TMP/losetup.err") ||
+	e2e_losetup DEV "$back" ||
 		skip "losetup -f --show failed: $(cat "$E2E_TMP/losetup.err")"
-	on_exit "losetup -d '$DEV'"
 }
 
 devsum() { # DEV: checksum of the whole device, read past the page cache
@@ -145,12 +144,11 @@ note "ok: in use"
 mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$H" \
 	>/dev/null 2>&1 || fail "mkfs.ext4 $H failed"
 mkdir "$E2E_TMP/mnt"
-if ! mount "$H" "$E2E_TMP/mnt" 2>"$E2E_TMP/mount.err"; then
+if ! e2e_mount "$H" "$E2E_TMP/mnt"; then
 	skip_case "cannot mount $H: $(cat "$E2E_TMP/mount.err")"
 	note "all other cases passed"
 	exit 0
 fi
-on_exit "umount '$E2E_TMP/mnt'"
 sync
 before=$(devsum "$H")
 bm 2 copy "$E2E_TMP/img.gz" "$H"

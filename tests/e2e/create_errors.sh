@@ -48,10 +48,11 @@ fails_with 2 "-o" -- "$BMAPTK" create "$FS/small.img" -o
 assert_dir_entries "$T" fifo "usage errors"
 
 # A failed create leaves an existing -o file alone, and no temporary file.
-echo "old bmap" >"$T/keep.bmap"
+OLD='<?xml version="1.0" ?><!-- old bmap -->'
+echo "$OLD" >"$T/keep.bmap"
 fails_with 2 "$T/missing.img" -- \
 	"$BMAPTK" create "$T/missing.img" -o "$T/keep.bmap"
-assert_eq "old bmap" "$(cat "$T/keep.bmap")" "-o file after a failed create"
+assert_eq "$OLD" "$(cat "$T/keep.bmap")" "-o file after a failed create"
 assert_dir_entries "$T" $'fifo\nkeep.bmap' "after a failed create"
 
 # Unwritable -o: exit 3, naming the path, nothing left behind.

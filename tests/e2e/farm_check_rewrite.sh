@@ -56,15 +56,8 @@ EOF
 note "the lost write is in blocks $RANGE"
 
 loop() { # FILE: attach it to a new loop device (DEV), detached at exit
-	local _
-	for _ in 1 2 3 4 5; do
-		if DEV=$(losetup -f --show "$1" 2>"$E2E_TMP/losetup.err"); then
-			on_exit "losetup -d '$DEV'"
-			return 0
-		fi
-		sleep 0.2
-	done
-	skip "cannot make a loop device: $(cat "$E2E_TMP/losetup.err")"
+	e2e_losetup DEV "$1" ||
+		skip "cannot make a loop device: $(cat "$E2E_TMP/losetup.err")"
 }
 zero_span() { # zeros where the image goes: a lost chunk then reads wrong
 	head -c "$SIZE" /dev/zero | dd of="$L" bs=1M iflag=fullblock \

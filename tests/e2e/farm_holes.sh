@@ -68,15 +68,8 @@ with open(img, "rb") as a, open(dev, "rb") as b:
 EOF
 }
 loop() { # FILE: attach it to a new loop device (DEV), detached at exit
-	local _
-	for _ in 1 2 3 4 5; do
-		if DEV=$(losetup -f --show "$1" 2>"$E2E_TMP/losetup.err"); then
-			on_exit "losetup -d '$DEV'"
-			return 0
-		fi
-		sleep 0.2
-	done
-	skip "cannot make a loop device: $(cat "$E2E_TMP/losetup.err")"
+	e2e_losetup DEV "$1" ||
+		skip "cannot make a loop device: $(cat "$E2E_TMP/losetup.err")"
 }
 alloc() { echo $(($(stat -c %b "$1") * 512)); }
 devsum() { dd if="$1" bs=1M iflag=direct status=none | sha256sum; }
@@ -132,8 +125,7 @@ note "ok: --discard on a loop device"
 # A device that cannot discard: refused before any byte is written.
 RFS=$E2E_TMP/ramfs
 mkdir "$RFS" || fail "mkdir $RFS"
-if mount -t ramfs bmaptk-test "$RFS" 2>"$E2E_TMP/mount.err"; then
-	on_exit "umount '$RFS' || umount -l '$RFS'"
+if e2e_mount -t ramfs bmaptk-test "$RFS"; then
 	random_fill "$RFS/back" $((SIZE + MIB))
 	loop "$RFS/back"
 	R=$DEV

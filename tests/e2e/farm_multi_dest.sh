@@ -37,15 +37,8 @@ zstd -q -T0 -c "$IMG" >"$IMG.zst" || fail "zstd"
 ZST=$IMG.zst # its bmap is found as disk.img.bmap
 
 loop() { # FILE: attach it to a new loop device (DEV), detached at exit
-	local _
-	for _ in 1 2 3 4 5; do
-		if DEV=$(losetup -f --show "$1" 2>"$E2E_TMP/losetup.err"); then
-			on_exit "losetup -d '$DEV'"
-			return 0
-		fi
-		sleep 0.2
-	done
-	skip "cannot make a loop device: $(cat "$E2E_TMP/losetup.err")"
+	e2e_losetup DEV "$1" ||
+		skip "cannot make a loop device: $(cat "$E2E_TMP/losetup.err")"
 }
 devsum() { dd if="$1" bs=1M iflag=direct status=none | sha256sum; }
 holds() { # DEST WHAT: DEST (file or device) holds the image
@@ -117,9 +110,8 @@ note "ok: a device too small drops out, rc $RUN_RC"
 # --- one fails while writing: a file on a full tmpfs ----------------------
 TINY=$E2E_TMP/tiny
 mkdir "$TINY" || fail "mkdir $TINY"
-mount -t tmpfs -o size=8m bmaptk-test "$TINY" 2>"$E2E_TMP/mount.err" ||
+e2e_mount -t tmpfs -o size=8m bmaptk-test "$TINY" ||
 	skip "cannot mount a tmpfs: $(cat "$E2E_TMP/mount.err")"
-on_exit "umount '$TINY' || umount -l '$TINY'"
 rm -f "$F1" "$F2"
 zero_span "$L"
 run "$BMAPTK" copy "$ZST" "$F1" "$TINY/card.img" "$L"

@@ -34,15 +34,8 @@ EOF
 "$BMAPTK" -q create "$IMG" -o "$IMG.bmap" || fail "bmaptk create"
 
 loop() { # [-P] FILE: attach FILE to a new loop device (DEV), detached at exit
-	local _
-	for _ in 1 2 3 4 5; do
-		if DEV=$(losetup -f --show "$@" 2>"$E2E_TMP/losetup.err"); then
-			on_exit "losetup -d '$DEV'"
-			return 0
-		fi
-		sleep 0.2
-	done
-	skip "cannot make a loop device: $(cat "$E2E_TMP/losetup.err")"
+	e2e_losetup DEV "$@" ||
+		skip "cannot make a loop device: $(cat "$E2E_TMP/losetup.err")"
 }
 devsum() { dd if="$1" bs=1M iflag=direct status=none | sha256sum; }
 
@@ -97,9 +90,8 @@ M=$DEV
 mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0,nodiscard "$M" \
 	>/dev/null 2>&1 || fail "mkfs.ext4 $M failed"
 mkdir "$E2E_TMP/mnt" || fail "mkdir"
-mount "$M" "$E2E_TMP/mnt" 2>"$E2E_TMP/mount.err" ||
+e2e_mount "$M" "$E2E_TMP/mnt" ||
 	skip "cannot mount $M: $(cat "$E2E_TMP/mount.err")"
-on_exit "umount '$E2E_TMP/mnt' || umount -l '$E2E_TMP/mnt'"
 sync
 before=$(devsum "$M")
 bm 2 copy "$IMG" "$M"
@@ -133,8 +125,9 @@ mounted_partition() {
 	fi
 	mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0,nodiscard \
 		"${P}p1" >/dev/null 2>&1 || fail "mkfs.ext4 ${P}p1 failed"
-	mount "${P}p1" "$E2E_TMP/mnt" || fail "cannot mount ${P}p1"
-	on_exit "umount '$E2E_TMP/mnt'" # before $P is detached
+	# Unmounted at exit before $P is detached: registered after it.
+	e2e_mount "${P}p1" "$E2E_TMP/mnt" ||
+		fail "cannot mount ${P}p1: $(cat "$E2E_TMP/mount.err")"
 	sync
 	before=$(devsum "$P")
 	bm 2 copy "$IMG" "$P"

@@ -59,17 +59,10 @@ EOF
 # loop FILE: attach FILE to a new loop device (DEV, LOOPSTAT), detached at
 # exit.
 loop() {
-	local _
-	for _ in 1 2 3 4 5; do
-		if DEV=$(losetup -f --show "$1" 2>"$E2E_TMP/losetup.err"); then
-			on_exit "losetup -d '$DEV'"
-			LOOPSTAT=/sys/block/$(basename "$DEV")/stat
-			[ -r "$LOOPSTAT" ] || skip "no $LOOPSTAT"
-			return 0
-		fi
-		sleep 0.2
-	done
-	skip "cannot make a loop device: $(cat "$E2E_TMP/losetup.err")"
+	e2e_losetup DEV "$1" ||
+		skip "cannot make a loop device: $(cat "$E2E_TMP/losetup.err")"
+	LOOPSTAT=/sys/block/$(basename "$DEV")/stat
+	[ -r "$LOOPSTAT" ] || skip "no $LOOPSTAT"
 }
 written_sectors() { awk '{ print $7 }' "$LOOPSTAT"; }
 tailsum() { tail -c +$((SIZE + 1)) "$1" | sha256sum | cut -d' ' -f1; }

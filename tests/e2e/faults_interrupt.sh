@@ -185,12 +185,11 @@ sigint_blockdev() {
 		return 0
 	fi
 	truncate -s 1G "$back"
-	if ! dev=$(losetup -f --show "$back" 2>/dev/null); then
+	# Detached when the case ends (case_ runs on_exit then).
+	if ! e2e_losetup dev "$back"; then
 		skip_case "SIGINT onto a block device: no free loop device"
 		return 0
 	fi
-	# case_ runs this in a subshell: its own EXIT trap detaches the device.
-	trap 'losetup -d "$dev"' EXIT
 	start_copy "$dev"
 	wait_written "$dev" $((8 * MIB)) "$back"
 	kill -INT "$BG_PID"
@@ -248,19 +247,20 @@ create_signals() {
 	assert_dir_entries "$dir" "" "create, SIGINT: neither X nor a temporary file"
 	# SIGTERM: an X that existed stays as it was.
 	x=$dir/old.bmap
-	printf 'old bmap\n' >"$x"
+	old='<?xml version="1.0" ?><!-- old bmap -->'
+	printf '%s\n' "$old" >"$x"
 	start_create "$x"
 	kill -TERM "$BG_PID"
 	finish 5
 	assert_rc 130 "create, SIGTERM"
-	assert_eq "old bmap" "$(cat "$x")" "create, SIGTERM: the old X"
+	assert_eq "$old" "$(cat "$x")" "create, SIGTERM: the old X"
 	assert_dir_entries "$dir" "old.bmap" "create, SIGTERM: no temporary file"
 	# kill -9 cannot clean up its temporary file, but X is never partial.
 	start_create "$x"
 	kill -KILL "$BG_PID"
 	finish 5
 	assert_rc 137 "create, kill -9"
-	assert_eq "old bmap" "$(cat "$x")" "create, kill -9: the old X"
+	assert_eq "$old" "$(cat "$x")" "create, kill -9: the old X"
 	rm -rf "$dir"
 }
 case_ "create interrupted" create_signals

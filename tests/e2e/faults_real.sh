@@ -39,24 +39,21 @@ has_line() {
 tmpfs_dir() {
 	local d
 	d=$(mktemp -d "$E2E_TMP/tmpfs.XXXXXX") || fail "mktemp"
-	mount -t tmpfs -o "size=$2" tmpfs "$d" ||
-		skip "cannot mount a tmpfs on $d"
-	on_exit "umount '$d' || umount -l '$d'"
+	e2e_mount -t tmpfs -o "size=$2" tmpfs "$d" ||
+		skip "cannot mount a tmpfs on $d: $(cat "$E2E_TMP/mount.err")"
 	printf -v "$1" '%s' "$d"
 }
 
-# loop_dev VAR FILE: attach FILE to a free loop device (detached at exit).
+# loop_dev VAR FILE: attach FILE to a free loop device (detached at exit,
+# made writable again first: loop_setro leaves it read-only if it fails).
 loop_dev() {
-	local dev
-	dev=$(losetup -f --show "$2" 2>"$E2E_TMP/losetup.err") ||
+	e2e_losetup "$1" "$2" ||
 		skip "no loop device: $(cat "$E2E_TMP/losetup.err")"
-	on_exit "blockdev --setrw '$dev'; losetup -d '$dev'"
-	printf -v "$1" '%s' "$dev"
+	on_exit "blockdev --setrw '${!1}'"
 }
 require_cmd losetup blockdev mount umount
 
-# Mounts and loop devices are made here, in the main shell, so that
-# on_exit can undo them; the cases run in subshells.
+# The mounts and loop devices the cases share, made once.
 tmpfs_dir SMALL 4m  # DEST files: the image needs 41 MiB
 tmpfs_dir FULL 4m   # filled up: no room even for a bmap
 tmpfs_dir RO 4m     # remounted read-only
@@ -185,7 +182,7 @@ case_ "loop device made read-only mid-copy" loop_setro
 # file left. An existing DEST: it must be left as it was, or said to be
 # incomplete, never silently cut to 0 bytes.
 efbig() {
-	local huge=$R/huge.raw mnt d
+	local huge=$R/huge.raw mnt d dev
 	if ! command -v mkfs.ext2 >/dev/null; then
 		skip_case "EFBIG: mkfs.ext2 is not installed"
 		return 0
@@ -207,11 +204,12 @@ EOF
 	truncate -s 32M "$R/ext2.img" || fail "truncate"
 	mkfs.ext2 -q -F -b 1024 "$R/ext2.img" >/dev/null 2>&1 ||
 		fail "mkfs.ext2"
-	if ! mount -o loop "$R/ext2.img" "$mnt" 2>/dev/null; then
+	# Detached and unmounted when the case ends (case_ runs on_exit then).
+	if ! e2e_losetup dev "$R/ext2.img" ||
+		! e2e_mount -t ext2 "$dev" "$mnt"; then
 		skip_case "EFBIG: cannot loop-mount ext2"
 		return 0
 	fi
-	trap 'umount "$mnt"' EXIT
 	d=$mnt/new
 	bm_fails 3 copy "$huge" "$d"
 	has_line "EFBIG, new DEST" "$d: .*File too large"

@@ -16,6 +16,9 @@
 #   E2E_TMP     a fresh temporary directory, removed on exit (kept if
 #               E2E_KEEP=1 is in the environment, for debugging); made under
 #               $E2E_TMPDIR, else $TMPDIR, else /tmp
+#               (E2E_RAMDIR, if set, is where e2e_ramdir makes its directories
+#               instead of /dev/shm: scripts/test.sh points both at
+#               directories of its own, to find what a test left behind)
 #   PYTHON      the system python3 (bypasses slow pyenv shims)
 #   RUN_RC, RUN_OUT, RUN_ERR   set by `run` (see there)
 
@@ -52,23 +55,48 @@ skip_case() {
 
 # on_exit CMD...: run CMD (one eval'd string) at exit, before the temporary
 # directory is removed; the last registered runs first. Use it to undo what
-# rm -rf cannot (chattr +i, mounts).
+# rm -rf cannot (chattr +i, mounts, loop devices: see e2e_mount and
+# e2e_losetup), right after making it. In a case_ subshell it runs when the
+# case ends: what the case made goes with it (the main shell never sees it).
 on_exit() {
 	E2E_CLEANUPS+=("$*")
 }
 
+# The index in E2E_CLEANUPS from which this (sub)shell's own cleanups start,
+# and whether this shell removes $E2E_TMP: case_ subshells undo only theirs.
+E2E_CLEANUP_BASE=0
+E2E_OWNS_TMP=1
+
 e2e_cleanup() {
 	local i
-	for ((i = ${#E2E_CLEANUPS[@]} - 1; i >= 0; i--)); do
+	# A second signal (ctest, an impatient ^C) must not cut the undoing
+	# short: an exit from a trap run inside this one would skip the rest.
+	trap '' HUP INT PIPE TERM
+	for ((i = ${#E2E_CLEANUPS[@]} - 1; i >= E2E_CLEANUP_BASE; i--)); do
 		eval "${E2E_CLEANUPS[i]}" >/dev/null 2>&1 || true
 	done
+	[ "$E2E_OWNS_TMP" = 1 ] || return 0
 	if [ -n "$E2E_TMP" ] && [ -d "$E2E_TMP" ]; then
 		if [ "${E2E_KEEP:-0}" = 1 ]; then
 			note "kept $E2E_TMP"
 		else
-			rm -rf -- "$E2E_TMP"
+			# --one-file-system: should an unmount have failed, leave
+			# that filesystem alone rather than empty it.
+			rm -rf --one-file-system -- "$E2E_TMP"
 		fi
 	fi
+}
+
+# e2e_traps: run e2e_cleanup at exit, and exit (so through it) on the
+# signals that end a test early: ^C, a hangup, a closed pipe, kill. (ctest's
+# timeout sends SIGKILL, which no trap sees: scripts/test.sh checks for
+# what is left.) Subshells do not inherit traps; case_ calls it again.
+e2e_traps() {
+	trap e2e_cleanup EXIT
+	trap 'exit 129' HUP
+	trap 'exit 130' INT
+	trap 'exit 141' PIPE
+	trap 'exit 143' TERM
 }
 
 # e2e_init: check $BMAPTK, make $E2E_TMP, install the cleanup trap.
@@ -78,23 +106,48 @@ e2e_init() {
 	[ -x "$BMAPTK" ] || fail "BMAPTK=$BMAPTK is not an executable"
 	E2E_TMP=$(mktemp -d "${E2E_TMPDIR:-${TMPDIR:-/tmp}}/bmaptk-$E2E_NAME.XXXXXX") ||
 		fail "cannot make a temporary directory"
-	trap e2e_cleanup EXIT
-	# Exit through the EXIT trap on these too, so mounts are undone.
-	trap 'exit 129' HUP
-	trap 'exit 130' INT
-	trap 'exit 141' PIPE
-	trap 'exit 143' TERM
+	e2e_traps
 }
 
-# e2e_ramdir VAR: make a new directory in RAM (/dev/shm, if it is a
-# writable tmpfs; else in $E2E_TMP), removed at exit, and store its path in
-# the variable VAR. For outputs whose filesystem does not matter: it spares
-# the disk (the test machine's root is mounted with `discard`, where freeing
-# a file of many extents takes seconds). Not for images that need FIEMAP.
+# e2e_losetup VAR [OPT...] FILE: attach FILE to a free loop device (losetup
+# -f --show OPT... FILE), detached by its name at exit, and store the
+# device in VAR. Returns 1 if that fails, losetup's message in
+# $E2E_TMP/losetup.err. Tries a few times: tests running at the same time
+# race for the same free device.
+e2e_losetup() {
+	# Odd local names: VAR may well be "dev", which a local would hide.
+	local _e2e_var=$1 _e2e_dev _e2e_try
+	shift
+	for _e2e_try in 1 2 3 4 5; do
+		if _e2e_dev=$(losetup -f --show "$@" 2>"$E2E_TMP/losetup.err"); then
+			on_exit "losetup -d '$_e2e_dev'"
+			printf -v "$_e2e_var" '%s' "$_e2e_dev"
+			return 0
+		fi
+		sleep 0.2
+	done
+	return 1
+}
+
+# e2e_mount [OPT...] SOURCE DIR: mount, unmounted (DIR, by its name) at
+# exit; lazily if it is still busy then. Returns mount's status, its
+# message in $E2E_TMP/mount.err. A test may unmount DIR itself earlier.
+e2e_mount() {
+	local dir=${!#}
+	mount "$@" 2>"$E2E_TMP/mount.err" || return
+	on_exit "umount '$dir' || umount -l '$dir'"
+}
+
+# e2e_ramdir VAR: make a new directory in RAM (in /dev/shm, or $E2E_RAMDIR,
+# if it is a writable tmpfs; else in $E2E_TMP), removed at exit, and store
+# its path in the variable VAR. For outputs whose filesystem does not
+# matter: it spares the disk (the test machine's root is mounted with
+# `discard`, where freeing a file of many extents takes seconds). Not for
+# images that need FIEMAP.
 e2e_ramdir() {
-	local d
-	if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] &&
-		d=$(mktemp -d "/dev/shm/bmaptk-$E2E_NAME.XXXXXX" 2>/dev/null); then
+	local d parent=${E2E_RAMDIR:-/dev/shm}
+	if [ "$(stat -f -c %T "$parent" 2>/dev/null)" = tmpfs ] &&
+		d=$(mktemp -d "$parent/bmaptk-$E2E_NAME.XXXXXX" 2>/dev/null); then
 		on_exit "rm -rf -- '$d'"
 	else
 		d=$(mktemp -d "$E2E_TMP/ram.XXXXXX") ||
@@ -120,8 +173,7 @@ e2e_ext4_dir() {
 		if truncate -s "$size" "$ram/fs.ext4" &&
 			mkfs.ext4 -q -F -b 4096 -E nodiscard "$ram/fs.ext4" \
 				>/dev/null 2>&1 &&
-			mount -o loop "$ram/fs.ext4" "$mnt" 2>/dev/null; then
-			on_exit "umount '$mnt' || umount -l '$mnt'"
+			e2e_mount -o loop "$ram/fs.ext4" "$mnt"; then
 			printf -v "$var" '%s' "$mnt"
 			return 0
 		fi
@@ -227,7 +279,14 @@ E2E_FAILED_CASES=()
 case_() {
 	local name=$1
 	shift
-	if ("$@"); then
+	# The subshell has its own traps, so that what the case made (on_exit)
+	# is undone when it ends, however it ends.
+	if (
+		E2E_CLEANUP_BASE=${#E2E_CLEANUPS[@]}
+		E2E_OWNS_TMP=0
+		e2e_traps
+		"$@"
+	); then
 		note "ok: $name"
 	else
 		E2E_FAILED_CASES+=("$name")
