@@ -58,6 +58,11 @@ int main(int argc, char **argv)
 
 	if (bmaptool_invoked(argv[0]))
 		return bmaptool_main(argc, argv);
+	/* --json anywhere makes every line JSON, even messages (a plugin that
+	 * fails to load, a bad option) that come before it is parsed. */
+	for (i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--json"))
+			cli.json = 1;
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "--version")) {

@@ -191,6 +191,27 @@ assert_contains "$(jq_py 'ev("error")[-1]["message"]')" \
 	"cannot create $RAM/no"$'\xef\xbf\xbd''"dir' "error naming an odd DEST"
 note "ok: odd IMAGE names and errors"
 
+# A plugin that fails to load warns as a JSON event, whether the plugin
+# directory comes from --plugin-dir or BMAPTK_PLUGIN_PATH; --json late on
+# the command line still makes the first message JSON.
+BADPLUG=$RAM/badplug
+mkdir "$BADPLUG" && printf 'not an ELF file\n' >"$BADPLUG/broken.so" ||
+	fail "cannot make the broken plugin"
+jcopy 0 --plugin-dir "$BADPLUG" copy "$ZST" "$RAM/out.img"
+assert_contains "$(jq_py '[o["message"] for o in ev("log") if o["level"] == "warning"]')" \
+	"broken.so" "warning event of a broken plugin"
+BMAPTK_PLUGIN_PATH=$BADPLUG jcopy 0 copy "$ZST" "$RAM/out.img"
+assert_contains "$(jq_py '[o["message"] for o in ev("log")]')" "broken.so" \
+	"warning event of a broken plugin in BMAPTK_PLUGIN_PATH"
+run "$BMAPTK" --plugin-dir "$BADPLUG" copy --bogus "$ZST" "$RAM/out.img" --json
+assert_rc 2 "--json last, a bad option"
+"$PYTHON" -c '
+import json, sys
+for line in open(sys.argv[1], "rb").read().splitlines():
+    json.loads(line)
+' "$E2E_TMP/run.err" || fail "--json last: stderr is not JSON lines: [$RUN_ERR]"
+note "ok: plugin warnings and early errors are JSON"
+
 # Every summary describes the image, even when no DEST could be written.
 jcopy 3 copy "$ZST" "$RAM/no/such/dir/card.img"
 check_eq "$MAPPED" 'one("summary")["mapped_bytes"]'
