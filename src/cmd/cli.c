@@ -295,7 +295,7 @@ int cli_fail(const struct bmaptk_error *err)
 static void warn_plugin(void *ctx, const char *message)
 {
 	(void)ctx;
-	fprintf(stderr, "bmaptk: warning: %s\n", message);
+	cli_warn("%s", message);
 }
 
 static void load_path_list(struct bmaptk_registry *reg, const char *list)
