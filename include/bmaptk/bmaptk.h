@@ -246,6 +246,11 @@ struct bmaptk_signature {
 	char fpr[64];  /* signer's fingerprint */
 	char uid[256]; /* signer's first user id, if the key is known */
 	char why[128]; /* what is wrong when !good */
+	/* The key is trusted: fully valid in the GnuPG home's web of trust
+	 * (GPGME_SIGSUM_VALID), or in the --keyring file (gpgv's rule). A
+	 * good signature by an untrusted key counts only when the caller
+	 * pins its fingerprint. */
+	int trusted;
 };
 
 #define BMAPTK_CLEARSIGN_MARKER "-----BEGIN PGP SIGNED MESSAGE-----"

@@ -84,20 +84,27 @@ static int find_signature(const char *bmap_path, char **sig, size_t *len,
 static int judge(const struct bmaptk_signature *sigs, size_t n,
 		 const char *name, struct bmaptk_error *err)
 {
+	const char *pin = cli.sig.fingerprint;
 	int seen = 0;
 
+	if (n == 0 && (pin || cli.sig.keyring))
+		return bmaptk_set_error(
+		    err, BMAPTK_ERR_VERIFY, 0,
+		    "%s: the signature does not actually contain any valid "
+		    "signatures, but --%s was given",
+		    name, pin ? "fingerprint" : "keyring");
 	if (n == 0)
 		cli_warn(
 		    "%s: the signature does not actually contain any valid "
 		    "signatures",
 		    name);
-	for (size_t i = 0; i < n && cli.sig.fingerprint; i++)
-		seen |= !strcasecmp(sigs[i].fpr, cli.sig.fingerprint);
-	if (cli.sig.fingerprint && !seen)
+	for (size_t i = 0; i < n && pin; i++)
+		seen |= !strcasecmp(sigs[i].fpr, pin);
+	if (pin && !seen)
 		return bmaptk_set_error(
 		    err, BMAPTK_ERR_VERIFY, 0,
 		    "requested fingerprint %s did not sign the bmap file (%s)",
-		    cli.sig.fingerprint, name);
+		    pin, name);
 	for (size_t i = 0; i < n; i++) {
 		if (!sigs[i].good)
 			return bmaptk_set_error(
@@ -105,6 +112,14 @@ static int judge(const struct bmaptk_signature *sigs, size_t n,
 			    "discovered a BAD GPG signature: %s (fingerprint "
 			    "%s: %s); fix the problem or use --no-sig-verify",
 			    name, sigs[i].fpr, sigs[i].why);
+		/* A pinned fingerprint is explicit trust in that key. */
+		if (!sigs[i].trusted && !(pin && !strcasecmp(sigs[i].fpr, pin)))
+			return bmaptk_set_error(
+			    err, BMAPTK_ERR_VERIFY, 0,
+			    "%s: bmap signed by key 0x%s which is not trusted; "
+			    "use --keyring FILE or --fingerprint FPR to trust "
+			    "it explicitly",
+			    name, sigs[i].fpr);
 		cli_info("successfully verified bmap file signature of %s "
 			 "(fingerprint %s)",
 			 sigs[i].uid[0] ? sigs[i].uid : "unknown uid",
@@ -124,6 +139,12 @@ static int check_signature(const char *bmap_path, char **data, size_t *len,
 	size_t sig_len = 0, nsigs = 0, plain_len = 0;
 	int rc = 0;
 
+	if (clear && cli.sig.bmap_sig)
+		return bmaptk_set_error(
+		    err, BMAPTK_ERR_USAGE, 0,
+		    "%s: the bmap is clearsigned; it cannot also have a "
+		    "detached signature (--bmap-sig %s)",
+		    shown(bmap_path), shown(cli.sig.bmap_sig));
 	if (clear)
 		cli_info("discovered inline signature in %s", shown(bmap_path));
 	else if (cli.sig.no_verify) {

@@ -81,7 +81,7 @@ static int use_keyring(gpgme_ctx_t ctx, const char *keyring, char *home,
 	return 0;
 }
 
-static void describe(gpgme_ctx_t ctx, gpgme_signature_t s,
+static void describe(gpgme_ctx_t ctx, gpgme_signature_t s, int keyring,
 		     struct bmaptk_signature *out)
 {
 	const unsigned long bad = GPGME_SIGSUM_RED | GPGME_SIGSUM_KEY_REVOKED |
@@ -92,10 +92,13 @@ static void describe(gpgme_ctx_t ctx, gpgme_signature_t s,
 
 	memset(out, 0, sizeof(*out));
 	snprintf(out->fpr, sizeof(out->fpr), "%s", s->fpr ? s->fpr : "?");
-	/* Trust is the keyring's business: a good signature by a key we hold
-	 * counts, as gpgv counts it; expiry and revocation do not. */
+	/* Expiry and revocation never count. Trust: every key of a --keyring
+	 * file, as gpgv has it; in a GnuPG home, only a key valid in its web
+	 * of trust (an imported, uncertified key is not). */
 	out->good = gpgme_err_code(s->status) == GPG_ERR_NO_ERROR &&
 		    !(s->summary & bad);
+	out->trusted =
+	    out->good && (keyring || (s->summary & GPGME_SIGSUM_VALID));
 	if (s->summary & GPGME_SIGSUM_KEY_MISSING)
 		snprintf(out->why, sizeof(out->why),
 			 "unknown signer (no public key)");
@@ -115,7 +118,7 @@ static void describe(gpgme_ctx_t ctx, gpgme_signature_t s,
 	GPGME(gpgme_key_unref)(key);
 }
 
-static int collect(gpgme_ctx_t ctx, struct bmaptk_signature **sigs,
+static int collect(gpgme_ctx_t ctx, int keyring, struct bmaptk_signature **sigs,
 		   size_t *nsigs, const char *name, struct bmaptk_error *err)
 {
 	gpgme_verify_result_t r = GPGME(gpgme_op_verify_result)(ctx);
@@ -129,7 +132,7 @@ static int collect(gpgme_ctx_t ctx, struct bmaptk_signature **sigs,
 					"%s: out of memory", name);
 	n = 0;
 	for (gpgme_signature_t s = r ? r->signatures : NULL; s; s = s->next)
-		describe(ctx, s, &(*sigs)[n++]);
+		describe(ctx, s, keyring, &(*sigs)[n++]);
 	*nsigs = n;
 	return 0;
 }
@@ -202,7 +205,7 @@ int bmaptk_verify_signature(const char *data, size_t len, const char *sig,
 			    "make sure the bmap file has proper GPG format", e);
 	}
 	if (!rc)
-		rc = collect(ctx, sigs, nsigs, name, err);
+		rc = collect(ctx, keyring != NULL, sigs, nsigs, name, err);
 	if (!rc && out) {
 		rc = take_plain(out, plain, plain_len, name, err);
 		out = NULL;

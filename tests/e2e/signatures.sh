@@ -335,5 +335,43 @@ assert_contains "$RUN_ERR" "expired" "expired key"
 sig "$T/a.bmap.sam.asc"
 copy_refused "expired signature" 1 "$BAD" "$A"
 assert_contains "$RUN_ERR" "expired" "expired signature"
+# Whom a signature trusts. Ursula's key merely imported into the user's
+# home (never certified, no ownertrust) signs nothing that counts: gpg
+# itself warns "not certified with a trusted signature". Pinning her
+# fingerprint, or giving her keyring file, is the explicit trust.
+$GPG --batch --import "$T/ursula.kr" >"$T/import.log" 2>&1 ||
+	fail "cannot import Ursula's key: $(cat "$T/import.log")"
+sig "$T/a.bmap.ursula.asc"
+copy_refused "imported, uncertified key" 1 \
+	"bmap signed by key 0x$FU which is not trusted; use --keyring FILE or --fingerprint FPR to trust it explicitly" "$A"
+sig
+copy_refused "clearsigned by an uncertified key" 1 "which is not trusted" \
+	--bmap "$T/a.ursula.bmap" "$A"
+sig "$T/a.bmap.ursula.asc"
+copy_ok "uncertified key, pinned with --fingerprint" "$UU" "$FU" \
+	--fingerprint "$FU" "$A"
+copy_ok "uncertified key, in --keyring" "$UU" "$FU" \
+	--keyring "$T/ursula.kr" "$A"
+sig
+
+# A clearsigned bmap and a detached signature at once: bmaptool refuses it.
+rm -f "$T/new.img"
+bm 2 copy --bmap "$T/a.clear.bmap" --bmap-sig "$T/a.bmap.alice.asc" "$A" \
+	"$T/new.img"
+assert_contains "$RUN_ERR" "clearsigned; it cannot also have a detached signature"
+assert_no_file "$T/new.img" "clearsigned + --bmap-sig"
+
+# --keyring or --fingerprint and a signature file without signatures (a
+# key block where the signature should be) is an error, not a warning.
+$GPG --armor --export "$FA" >"$T/nosigs.asc" || fail "gpg --export failed"
+for opt in "--keyring $T/alice.kr" "--fingerprint $FA"; do
+	# shellcheck disable=SC2086 # opt is two words on purpose
+	run env "${ENVV[@]}" "$BMAPTK" copy $opt --bmap-sig "$T/nosigs.asc" \
+		"$A" "$T/new.img"
+	[ "$RUN_RC" != 0 ] || fail "$opt with a signature file of no signatures: exit 0"
+	assert_not_contains "$RUN_ERR" "successfully verified" "$opt, no signatures"
+	assert_no_file "$T/new.img" "$opt, no signatures"
+done
+note "ok: trust rules"
 sig
 note "all cases passed"
