@@ -16,6 +16,7 @@
 #ifndef BMAPTK_MODULE_H
 #define BMAPTK_MODULE_H
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -162,8 +163,12 @@ enum bmaptk_module_kind {
 struct bmaptk_source_opts {
 	const char *cacert;
 	int insecure;
-	int retries;
-	int timeout_sec;
+	int retries;	 /* retries in a row without progress */
+	int timeout_sec; /* a stall; no new byte for twice this ends it */
+	/* A later addition, so it stays last: when *interrupted becomes
+	 * non-zero (SIGINT, SIGTERM), every wait of the source ends within
+	 * 2 s with BMAPTK_ERR_INTERRUPTED. NULL: never interrupted. */
+	const volatile sig_atomic_t *interrupted;
 };
 
 struct bmaptk_source_module {

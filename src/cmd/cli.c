@@ -11,7 +11,9 @@
 #include "cmd.h"
 #include "events.h"
 
-struct cli_globals cli = {.source = {.retries = 5, .timeout_sec = 60},
+struct cli_globals cli = {.source = {.retries = 5,
+				     .timeout_sec = 60,
+				     .interrupted = &cli_interrupted},
 			  .sig_state = "none"};
 volatile sig_atomic_t cli_interrupted;
 
@@ -33,8 +35,8 @@ static const struct cli_option remote_options[] = {
      "reconnect up to N times after a dropped "
      "connection (default 5)"},
     {"timeout", 0, "SEC",
-     "give up on a stalled transfer after SEC "
-     "seconds (default 60)"},
+     "retry a transfer stalled for SEC seconds; give up "
+     "after 2 x SEC without a new byte (default 60)"},
     {0},
 };
 
@@ -313,7 +315,7 @@ static void load_path_list(struct bmaptk_registry *reg, const char *list)
 struct bmaptk_registry *cli_registry(void)
 {
 	static struct bmaptk_registry *reg;
-	const char *env = getenv("BMAPTK_PLUGIN_PATH");
+	const char *env = secure_getenv("BMAPTK_PLUGIN_PATH");
 
 	if (reg)
 		return reg;

@@ -3,8 +3,12 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "registry_internal.h"
 
@@ -13,6 +17,55 @@ void registry_close_handle(void *handle)
 	/* Plugins stay mapped until exit: a module's threads or atexit hooks
 	 * may still point into them. */
 	(void)handle;
+}
+
+/* dlopen runs a file's constructors before any ABI check could look at
+ * it, so what may be loaded is decided by who could have put it there, as
+ * ssh decides for its keys and sudo for its plugins: the file and every
+ * directory above it must be owned by root or by us, and not writable by
+ * group or others (a directory only with the sticky bit, like /tmp).
+ * Relative names are refused: they mean whatever directory we run in.
+ * Returns 0, or -1 with the reason in err. */
+static int trusted_path(const char *path, struct bmaptk_error *err)
+{
+	char *p, *slash;
+	struct stat st;
+	const char *what = NULL;
+
+	if (path[0] != '/') {
+		bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
+				 "%s: not loading plugins from a relative "
+				 "path (it depends on the working directory)",
+				 path);
+		return -1;
+	}
+	if (!(p = realpath(path, NULL)) && errno == ENOENT)
+		return 0; /* nothing to load: dlopen says so */
+	if (!p) {
+		bmaptk_set_error(err, BMAPTK_ERR_USAGE, errno, "%s: %s", path,
+				 strerror(errno));
+		return -1;
+	}
+	/* p, then each directory above it, up to "/". */
+	for (;;) {
+		if (lstat(p, &st))
+			what = strerror(errno);
+		else if (st.st_uid != 0 && st.st_uid != geteuid())
+			what = "owned by another user";
+		else if ((st.st_mode & (S_IWGRP | S_IWOTH)) &&
+			 !(S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX)))
+			what = "writable by group or others";
+		if (what || !strcmp(p, "/"))
+			break;
+		slash = strrchr(p, '/');
+		slash[slash == p] = '\0'; /* "/usr" -> "/" */
+	}
+	if (what)
+		bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
+				 "%s: not loading plugins from here: %s is %s",
+				 path, p, what);
+	free(p);
+	return what ? -1 : 0;
 }
 
 #ifdef BMAPTK_STATIC
@@ -56,6 +109,8 @@ int bmaptk_registry_load_plugin(struct bmaptk_registry *reg, const char *path,
 
 	if (already_loaded(reg, path))
 		return 0;
+	if (trusted_path(path, err))
+		return -1;
 	handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (!handle) {
 		bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
@@ -126,6 +181,12 @@ int bmaptk_registry_load_dir(struct bmaptk_registry *reg, const char *dir,
 
 	if (!d)
 		return 0; /* a missing plugin directory is normal */
+	if (trusted_path(dir, &err)) {
+		closedir(d);
+		if (warn)
+			warn(ctx, err.message);
+		return 0;
+	}
 	/* Sorted, so that load order and warnings are reproducible. */
 	while ((de = readdir(d))) {
 		char **grown;

@@ -18,12 +18,24 @@ static char failure[256];
 static void load(void)
 {
 	table = (struct curl_api){
-	    curl_global_init,	      curl_easy_init,	  curl_easy_setopt,
-	    curl_easy_getinfo,	      curl_easy_pause,	  curl_easy_cleanup,
-	    curl_easy_strerror,	      curl_multi_init,	  curl_multi_add_handle,
-	    curl_multi_remove_handle, curl_multi_perform, curl_multi_poll,
-	    curl_multi_info_read,     curl_multi_cleanup, curl_multi_strerror,
-	    curl_version_info,
+	    .global_init = curl_global_init,
+	    .easy_init = curl_easy_init,
+	    .easy_setopt = curl_easy_setopt,
+	    .easy_getinfo = curl_easy_getinfo,
+	    .easy_pause = curl_easy_pause,
+	    .easy_cleanup = curl_easy_cleanup,
+	    .easy_strerror = curl_easy_strerror,
+	    .multi_init = curl_multi_init,
+	    .multi_add_handle = curl_multi_add_handle,
+	    .multi_remove_handle = curl_multi_remove_handle,
+	    .multi_perform = curl_multi_perform,
+	    .multi_poll = curl_multi_poll,
+	    .multi_info_read = curl_multi_info_read,
+	    .multi_cleanup = curl_multi_cleanup,
+	    .multi_strerror = curl_multi_strerror,
+	    .version_info = curl_version_info,
+	    .slist_append = curl_slist_append,
+	    .slist_free_all = curl_slist_free_all,
 	};
 	curl_api = &table;
 }
@@ -68,6 +80,8 @@ static void load(void)
 	RESOLVE(multi_cleanup, "curl_multi_cleanup");
 	RESOLVE(multi_strerror, "curl_multi_strerror");
 	RESOLVE(version_info, "curl_version_info");
+	RESOLVE(slist_append, "curl_slist_append");
+	RESOLVE(slist_free_all, "curl_slist_free_all");
 #undef RESOLVE
 	/* libcurl stays loaded until exit, like any linked library. */
 	if (!bad)

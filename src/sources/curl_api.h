@@ -28,6 +28,9 @@ struct curl_api {
 	CURLMcode (*multi_cleanup)(CURLM *m);
 	const char *(*multi_strerror)(CURLMcode code);
 	curl_version_info_data *(*version_info)(CURLversion age);
+	struct curl_slist *(*slist_append)(struct curl_slist *list,
+					   const char *s);
+	void (*slist_free_all)(struct curl_slist *list);
 };
 
 /* Load libcurl once. NULL, with the reason in err (if not NULL), when it

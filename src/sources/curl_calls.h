@@ -26,5 +26,7 @@
 #define curl_multi_cleanup(...)	  (curl_api->multi_cleanup(__VA_ARGS__))
 #define curl_multi_strerror(...)  (curl_api->multi_strerror(__VA_ARGS__))
 #define curl_version_info(...)	  (curl_api->version_info(__VA_ARGS__))
+#define curl_slist_append(...)	  (curl_api->slist_append(__VA_ARGS__))
+#define curl_slist_free_all(...)  (curl_api->slist_free_all(__VA_ARGS__))
 
 #endif

@@ -16,10 +16,20 @@
  * read() waits; not libcurl's low-speed limit, which would also fire while
  * the consumer is busy) is retried from the byte reached, with a Range
  * request, up to opts->retries times in a row with exponential backoff;
- * HTTP 408, 429, 500, 502, 503 and 504 as well. Before the server has
- * answered once, connection failures are reported at once. Every answer
- * must show the ETag, Last-Modified and size (FTP, SFTP: size and time) of
- * the first, or the copy stops: two versions are never spliced.
+ * HTTP 408, 429, 500, 502, 503 and 504 as well. Retries that bring no new
+ * byte do not multiply the wait: 2 x timeout_sec of waiting (stalls and
+ * back-off) without a new byte ends the download, whatever retries are
+ * left. Before the server has answered once, connection failures are
+ * reported at once. Every wait looks at opts->interrupted at least every
+ * 200 ms.
+ *
+ * Versions: every answer must show the ETag, Last-Modified and size (FTP,
+ * SFTP: size and time) of the first, or the copy stops: two versions are
+ * never spliced. Over HTTP each ranged request after the first answer
+ * carries If-Range with the first ETag (else Last-Modified), so a server
+ * whose file changed answers 200 with the new file, which is refused. A
+ * first answer with neither cannot be tied to: the file is then read as
+ * one stream from its start and a drop after byte 0 ends the download.
  *
  * The one exception to "the library never prints": each retry is announced
  * on stderr, since the ABI has no channel for notices and a silent wait of
@@ -190,6 +200,56 @@ static void first_answer(struct url_stream *s, const struct url_version *v)
 	s->base.size = v->total;
 }
 
+/* What ties a later ranged request to the first answer's version of the
+ * file, for If-Range: its ETag, unless weak (which If-Range must not
+ * carry), else its Last-Modified. NULL: nothing does. */
+static const char *validator(const struct url_version *v)
+{
+	if (v->etag[0] && strncmp(v->etag, "W/", 2))
+		return v->etag;
+	if (v->last_modified[0])
+		return v->last_modified;
+	return NULL;
+}
+
+static int http_first_answer(struct url_stream *s, const struct url_version *v)
+{
+	const char *tag = validator(v);
+	char line[sizeof(v->etag) + 16];
+
+	first_answer(s, v);
+	if (!tag) {
+		/* Two answers could be two versions with nothing to tell
+		 * them apart: one stream, never resumed (http_first). */
+		s->unversioned = 1;
+		return 0;
+	}
+	snprintf(line, sizeof(line), "If-Range: %s", tag);
+	if (!(s->if_range = curl_slist_append(NULL, line)))
+		return url_fail(s, 0, ENOMEM, "out of memory");
+	return 0;
+}
+
+/* A 200 to a request from byte > 0: the file from its start, which the
+ * download cannot use. */
+static int range_ignored(struct url_stream *s)
+{
+	const char *tag = s->ranged ? validator(&s->first) : NULL;
+	char why[300] = "";
+
+	if (tag)
+		snprintf(why, sizeof(why),
+			 "; the whole file in answer to If-Range %s means the "
+			 "file changed on the server (or that the server "
+			 "ignores Range when resuming)",
+			 tag);
+	return url_fail(s, 0, 0,
+			"the server ignored the Range request (HTTP 200 "
+			"instead of 206), so the download cannot continue at "
+			"byte %llu%s",
+			(unsigned long long)s->req_start, why);
+}
+
 int url_http_answer(struct url_stream *s)
 {
 	struct url_response *r = &s->resp;
@@ -206,22 +266,22 @@ int url_http_answer(struct url_stream *s)
 					(unsigned long long)r->range_first,
 					(unsigned long long)s->req_start);
 	} else if (r->status == 200) {
+		r->v.total = r->content_length;
+		/* To a ranged request after the first answer, which carried
+		 * If-Range: the file is not the one we began with. */
+		if (s->answered && s->ranged && !same_version(s, &r->v))
+			return -1;
 		if (s->req_start > 0)
-			return url_fail(s, 0, 0,
-					"the server ignored the Range request "
-					"(HTTP 200 instead of 206), so the "
-					"download cannot continue at byte %llu",
-					(unsigned long long)s->req_start);
+			return range_ignored(s);
 		/* The whole file follows: read it as one stream. */
 		s->no_ranges = 1;
 		s->req_end = URL_OPEN_END;
-		r->v.total = r->content_length;
 	} else {
 		return http_error(s);
 	}
 	if (!s->answered)
-		first_answer(s, &r->v);
-	else if (!same_version(s, &r->v))
+		return http_first_answer(s, &r->v);
+	if (!same_version(s, &r->v))
 		return -1;
 	return 0;
 }
@@ -263,23 +323,63 @@ static double backoff_secs(int attempt)
 	return MIN(secs, 30.0);
 }
 
-static void backoff(int attempt)
+/* Sleep secs, counted as waiting without a new byte, in slices short
+ * enough to notice an interruption at once. */
+static int backoff(struct url_stream *s, double secs, struct bmaptk_error *err)
 {
-	double secs = backoff_secs(attempt);
-	struct timespec ts;
+	struct timespec start, ts;
+	double left;
+	int rc;
 
-	ts.tv_sec = (time_t)secs;
-	ts.tv_nsec = (long)((secs - (double)ts.tv_sec) * 1e9);
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		if ((rc = url_interrupted(s, err)))
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		left = secs - ((double)(ts.tv_sec - start.tv_sec) +
+			       (double)(ts.tv_nsec - start.tv_nsec) / 1e9);
+		if (left <= 0)
+			break;
+		left = MIN(left, 0.1);
+		ts.tv_sec = 0;
+		ts.tv_nsec = (long)(left * 1e9);
+		nanosleep(&ts, NULL); /* EINTR: look at the flag again */
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	s->waited += (double)(ts.tv_sec - start.tv_sec) +
+		     (double)(ts.tv_nsec - start.tv_nsec) / 1e9;
+	return rc;
+}
+
+/* A drop at byte `at` > 0 of a download that must be one stream. */
+static int cannot_resume(struct url_stream *s, uint64_t at,
+			 struct bmaptk_error *err)
+{
+	if (s->unversioned)
+		return bmaptk_set_error(
+		    err, BMAPTK_ERR_IO, s->fail.err.sys_errno,
+		    "%s; the server gave no %sETag or Last-Modified to tie a "
+		    "resumed request to the same version of the file, so the "
+		    "download cannot resume at byte %llu",
+		    s->fail.err.message, s->first.etag[0] ? "strong " : "",
+		    (unsigned long long)at);
+	return bmaptk_set_error(
+	    err, BMAPTK_ERR_IO, s->fail.err.sys_errno,
+	    "%s; the server does not support Range requests, so the download "
+	    "cannot resume at byte %llu",
+	    s->fail.err.message, (unsigned long long)at);
 }
 
 /* The transfer failed (s->fail says why): retry it from the byte reached,
- * or turn the failure into the stream's error. */
+ * or turn the failure into the stream's error. Retries in a row without
+ * progress are limited by opts.retries, and together with their back-off
+ * by url_wait_budget() seconds without a new byte. */
 static int recover(struct url_stream *s, struct bmaptk_error *err)
 {
 	struct url_version v;
 	uint64_t at = s->xfer_pos, end = s->req_end;
+	double budget = url_wait_budget(s), secs;
+	char why[BMAPTK_ERROR_MAX];
 	int rc;
 
 	for (;;) {
@@ -291,25 +391,28 @@ static int recover(struct url_stream *s, struct bmaptk_error *err)
 		if (end != URL_OPEN_END && at >= end)
 			return 0; /* all asked for arrived */
 		if (s->no_ranges && at > 0)
-			return bmaptk_set_error(
-			    err, BMAPTK_ERR_IO, s->fail.err.sys_errno,
-			    "%s; the server does not support Range requests, "
-			    "so the download cannot resume at byte %llu",
-			    s->fail.err.message, (unsigned long long)at);
+			return cannot_resume(s, at, err);
 		if (s->retries_used >= s->opts.retries)
 			return bmaptk_set_error(
 			    err, BMAPTK_ERR_IO, s->fail.err.sys_errno,
 			    "%s (at byte %llu; gave up after %d retries)",
 			    s->fail.err.message, (unsigned long long)at,
 			    s->retries_used);
+		secs = backoff_secs(s->retries_used + 1);
+		if (budget > 0 && s->waited + secs >= budget) {
+			url_waited_text(s, why, sizeof(why), 1);
+			return bmaptk_set_error(err, BMAPTK_ERR_IO,
+						s->fail.err.sys_errno, "%s; %s",
+						s->fail.err.message, why);
+		}
 		s->retries_used++;
 		fprintf(stderr,
 			"bmaptk: warning: %s at byte %llu; retrying in %.1f s "
 			"(retry %d of %d)\n",
-			s->fail.err.message, (unsigned long long)at,
-			backoff_secs(s->retries_used), s->retries_used,
-			s->opts.retries);
-		backoff(s->retries_used);
+			s->fail.err.message, (unsigned long long)at, secs,
+			s->retries_used, s->opts.retries);
+		if ((rc = backoff(s, secs, err)))
+			return rc;
 		if (!s->http && s->answered) {
 			rc = stat_file(s, &v, err);
 			if (rc > 0)
@@ -532,6 +635,8 @@ static void url_close(struct bmaptk_stream *bs)
 	}
 	if (s->multi)
 		curl_multi_cleanup(s->multi);
+	if (s->if_range)
+		curl_slist_free_all(s->if_range);
 	free(s->buf);
 	free(s->url);
 	free(s);
@@ -543,14 +648,32 @@ static const struct bmaptk_stream_ops url_ops = {
     .close = url_close,
 };
 
-/* HTTP: ask for the first bytes and wait for the answer's headers. */
+/* HTTP: ask for the first bytes and wait for the answer's headers. An
+ * answer without a validator (ETag, Last-Modified) cannot tie a second
+ * request to the version of the first: then the file is asked for again,
+ * whole, and read as one stream (unless the first request covers it). */
 static int http_first(struct url_stream *s, struct bmaptk_error *err)
 {
 	int rc = url_transfer_start(s, 0, FIRST_REQUEST, 0, err);
 
 	while (!rc) {
 		rc = url_pump(s, URL_WANT_HEADERS, err);
-		if (rc || (s->resp.done && !s->fail.set))
+		if (rc)
+			break;
+		if (s->resp.done && !s->fail.set && s->unversioned &&
+		    !s->no_ranges) {
+			s->no_ranges = 1;
+			if (s->base.size != BMAPTK_SIZE_UNKNOWN &&
+			    s->base.size <= s->req_end)
+				break;
+			url_transfer_stop(s);
+			s->len = s->head = 0;
+			s->magic_len = 0;
+			s->received = 0;
+			rc = url_transfer_start(s, 0, URL_OPEN_END, 0, err);
+			continue;
+		}
+		if (s->resp.done && !s->fail.set)
 			break;
 		if (s->done) {
 			url_classify(s);

@@ -58,6 +58,10 @@ struct url_stream {
 	int paused;
 	int nobody;    /* a stat: what libcurl writes is its fake headers */
 	int can_pause; /* not file://, whose transfer runs in one go */
+	int ranged;    /* the request in flight has a Range header */
+	/* "If-Range: <first ETag, else Last-Modified>", sent with every
+	 * ranged request after the first answer; NULL when it had neither */
+	struct curl_slist *if_range;
 
 	/* The request in flight asks for bytes [req_start, req_end). */
 	uint64_t req_start, req_end;
@@ -81,12 +85,20 @@ struct url_stream {
 	unsigned char magic[8]; /* the file's first bytes */
 	size_t magic_len;
 	int sparse;	  /* the reader skips: ask for exactly what it reads */
-	int no_ranges;	  /* the server ignores Range: one stream, no resume */
+	int no_ranges;	  /* one stream from byte 0, never resumed mid-file */
+	int unversioned;  /* why: the first answer had no usable validator */
 	int eof;	  /* the end of a file of unknown size was reached */
 	int retries_used; /* consecutive retries without progress */
 	uint64_t attempt_start;
 	uint64_t delivered, dropped; /* for the coalescing budget */
+	uint64_t received;	     /* body bytes received in all */
 	struct timespec last_progress;
+	/* Seconds spent waiting (in url_pump or a back-off) since the last
+	 * new byte arrived, whatever the retries; twice timeout_sec of it
+	 * ends the download. wait_mark: when the current wait was last
+	 * counted. */
+	double waited;
+	struct timespec wait_mark;
 };
 
 /* url_curl.c */
@@ -101,6 +113,17 @@ int url_pump(struct url_stream *s, enum url_want want,
 void url_classify(struct url_stream *s);
 int url_fail(struct url_stream *s, int retryable, int sys_errno,
 	     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Has the user asked to stop (opts.interrupted)? Then err says so and
+ * BMAPTK_ERR_INTERRUPTED is returned; else 0. */
+int url_interrupted(const struct url_stream *s, struct bmaptk_error *err);
+/* Seconds of waiting without a new byte after which the download ends
+ * (twice timeout_sec), 0 for never. */
+double url_wait_budget(const struct url_stream *s);
+/* Why a download ends for lack of new bytes: how long it waited, where
+ * it was and what it had. before_retry: it ends before the next retry
+ * because the back-off would pass url_wait_budget(). */
+void url_waited_text(const struct url_stream *s, char *buf, size_t cap,
+		     int before_retry);
 /* A malloc'd copy of url without "user:password@", for messages. */
 char *url_redact(const char *url);
 

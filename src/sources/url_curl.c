@@ -14,6 +14,7 @@
 #include "util.h"
 
 #define URL_CURL_BUFFER (256 << 10) /* libcurl's receive buffer */
+#define POLL_SLICE	200	    /* ms: how often a wait looks at the flag */
 
 #ifndef BMAPTK_VERSION
 #define BMAPTK_VERSION "0"
@@ -74,6 +75,44 @@ static double since(const struct timespec *t)
 	       (double)(n.tv_nsec - t->tv_nsec) / 1e9;
 }
 
+int url_interrupted(const struct url_stream *s, struct bmaptk_error *err)
+{
+	if (!s->opts.interrupted || !*s->opts.interrupted)
+		return 0;
+	return bmaptk_set_error(err, BMAPTK_ERR_INTERRUPTED, EINTR,
+				"%s: interrupted", s->shown);
+}
+
+double url_wait_budget(const struct url_stream *s)
+{
+	return s->opts.timeout_sec > 0 ? 2.0 * s->opts.timeout_sec : 0;
+}
+
+void url_waited_text(const struct url_stream *s, char *buf, size_t cap,
+		     int before_retry)
+{
+	char size[32] = "";
+
+	if (s->base.size != BMAPTK_SIZE_UNKNOWN)
+		snprintf(size, sizeof(size), " of %llu",
+			 (unsigned long long)s->base.size);
+	snprintf(buf, cap,
+		 "no new byte for %.1f s in all, %stwice the %d s timeout "
+		 "(at byte %llu%s; %llu bytes received; %d %s)",
+		 s->waited,
+		 before_retry ? "and the next retry would pass " : "",
+		 s->opts.timeout_sec, (unsigned long long)s->xfer_pos, size,
+		 (unsigned long long)s->received, s->retries_used,
+		 s->retries_used == 1 ? "retry" : "retries");
+}
+
+/* Count the time since wait_mark as waiting without a new byte. */
+static void count_wait(struct url_stream *s)
+{
+	s->waited += since(&s->wait_mark);
+	now(&s->wait_mark);
+}
+
 /* Append to the overflow buffer, which has room (checked by the caller). */
 static void stash(struct url_stream *s, const char *data, size_t n)
 {
@@ -118,7 +157,12 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
 		s->magic_len += m;
 	}
 	s->xfer_pos += n;
+	s->received += n;
 	now(&s->last_progress);
+	if (n) {
+		s->waited = 0;
+		s->wait_mark = s->last_progress;
+	}
 	if (s->xfer_pos - s->attempt_start >= (1u << 20))
 		s->retries_used = 0;
 	return n;
@@ -383,6 +427,10 @@ int url_transfer_start(struct url_stream *s, uint64_t from, uint64_t end,
 			 (unsigned long long)(end - 1));
 	SETOPT(CURLOPT_RANGE, range[0] ? range : NULL);
 	SETOPT(CURLOPT_NOBODY, nobody ? 1L : 0L);
+	/* Once the first answer is in, a part of the file is asked for only
+	 * if it is still the same version: else the server sends 200. */
+	SETOPT(CURLOPT_HTTPHEADER,
+	       range[0] && s->answered ? s->if_range : NULL);
 	if (rc)
 		return bmaptk_set_error(err, BMAPTK_ERR_IO, 0,
 					"%s: libcurl: %s", s->shown,
@@ -393,6 +441,7 @@ int url_transfer_start(struct url_stream *s, uint64_t from, uint64_t end,
 	s->hostkey_problem[0] = '\0';
 	s->req_start = from;
 	s->req_end = end;
+	s->ranged = range[0] != '\0';
 	s->xfer_pos = from;
 	s->attempt_start = from;
 	s->done = 0;
@@ -444,16 +493,21 @@ static int enough(const struct url_stream *s, enum url_want want)
 
 /* Drive the transfer until `want` is met or it ends (s->done). A stall
  * (no byte for timeout_sec while we wait) ends it as a retryable
- * failure. Returns a status only for a libcurl malfunction. */
+ * failure; twice timeout_sec without a new byte, counted over every
+ * retry, as a final one. Returns a status only for a libcurl malfunction
+ * or an interruption (opts.interrupted, looked at every POLL_SLICE ms). */
 int url_pump(struct url_stream *s, enum url_want want, struct bmaptk_error *err)
 {
-	double limit = s->opts.timeout_sec;
+	double limit = s->opts.timeout_sec, budget = url_wait_budget(s);
 	CURLMcode mc;
-	int running;
+	int running, stop;
 
 	now(&s->last_progress);
+	now(&s->wait_mark);
 	while (!s->done && !enough(s, want)) {
-		double idle;
+		double idle, left;
+		if ((stop = url_interrupted(s, err)))
+			return stop;
 		if (s->paused) {
 			CURLcode rc;
 			s->paused = 0;
@@ -476,8 +530,20 @@ int url_pump(struct url_stream *s, enum url_want want, struct bmaptk_error *err)
 						"%s: libcurl: %s", s->shown,
 						curl_multi_strerror(mc));
 		collect_done(s);
+		count_wait(s);
 		if (s->done || enough(s, want))
 			break;
+		if (budget > 0 && s->waited >= budget) {
+			char why[BMAPTK_ERROR_MAX];
+			url_waited_text(s, why, sizeof(why), 0);
+			url_fail(s, 0, ETIMEDOUT, "%s: %s",
+				 s->resp.done ? "the transfer stalled"
+					      : "the server does not answer",
+				 why);
+			s->done = 1;
+			s->result = CURLE_OPERATION_TIMEDOUT;
+			break;
+		}
 		idle = since(&s->last_progress);
 		if (limit > 0 && idle >= limit) {
 			url_fail(s, s->answered, ETIMEDOUT,
@@ -487,11 +553,13 @@ int url_pump(struct url_stream *s, enum url_want want, struct bmaptk_error *err)
 			s->result = CURLE_OPERATION_TIMEDOUT;
 			break;
 		}
-		mc = curl_multi_poll(
-		    s->multi, NULL, 0,
-		    limit > 0 ? (int)MIN(1000.0, (limit - idle) * 1000 + 1)
-			      : 1000,
-		    NULL);
+		left = POLL_SLICE / 1000.0;
+		if (limit > 0)
+			left = MIN(left, limit - idle);
+		if (budget > 0)
+			left = MIN(left, budget - s->waited);
+		mc = curl_multi_poll(s->multi, NULL, 0,
+				     (int)(MAX(left, 0.0) * 1000) + 1, NULL);
 		if (mc)
 			return bmaptk_set_error(err, BMAPTK_ERR_IO, 0,
 						"%s: libcurl: %s", s->shown,

@@ -1,15 +1,18 @@
 #!/usr/bin/python3
 """HTTP(S) test server for the URL source tests (standard library only).
 
-Serves DIR with single-range Range support, ETag and Last-Modified, over
-keep-alive HTTP/1.1, optionally TLS. It binds 127.0.0.1 on a free port and
-writes the port to --port-file once it listens. Every request is logged to
---log as one line:
+Serves DIR with single-range Range support, ETag and Last-Modified, and
+If-Range (a Range with an If-Range that names neither the current strong
+ETag nor the current Last-Modified is ignored: 200 and the whole file),
+over keep-alive HTTP/1.1, optionally TLS. It binds 127.0.0.1 on a free
+port and writes the port to --port-file once it listens. Every request is
+logged to --log as one line:
 
-    METHOD PATH RANGE STATUS SENT
+    METHOD PATH RANGE STATUS SENT IFRANGE
 
 (RANGE is the Range header or "-", SENT the body bytes written to the
-socket), so a test can count what crossed the network.
+socket, IFRANGE the If-Range header with blanks as "_", or "-"), so a test
+can count what crossed the network.
 
 Faults are chosen per request by a path prefix, so one server serves every
 case; state ("once") is kept per prefix, so give each case its own ID:
@@ -37,6 +40,11 @@ case; state ("once") is kept per prefix, so give each case its own ID:
       redirloop     every request is redirected (302) to itself
       shiftrange=K  a Range request from byte S > 0 is answered with the
                     bytes from S-K (and a Content-Range that says so)
+      noetag        no ETag header
+      nolm          no Last-Modified header (with noetag: no validator
+                    at all, so only the size tells versions apart)
+      weak          the ETag is weak (W/"...")
+      stallcut=K    every GET body goes silent after K bytes (60 s)
     /tok/PATH       403 unless the query has token=x
     /auth/PATH      401 unless Basic credentials user:secret
 
@@ -87,10 +95,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_line(self, status, sent):
         with LOG_LOCK:
             with open(self.server.log_path, "a") as f:
-                f.write("%s %s %s %d %d\n" % (
+                f.write("%s %s %s %d %d %s\n" % (
                     self.command, self.path,
                     (self.headers.get("Range") or "-").replace(" ", ""),
-                    status, sent))
+                    status, sent,
+                    (self.headers.get("If-Range") or "-").replace(" ", "_")))
 
     def plain(self, status, text, extra=()):
         body = (text + "\n").encode()
@@ -169,12 +178,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
             changed = True
             mtime += 3600
         etag = '"%x-%x%s"' % (size, mtime, "-v2" if changed else "")
+        if "weak" in faults:
+            etag = "W/" + etag
+        last_modified = email.utils.formatdate(mtime, usegmt=True)
         start, end = 0, size - 1
         status = 200
         rng = self.headers.get("Range")
         if "norange" in faults or ("noresume" in faults and
                                    STATE.get(key + "#drop")):
             rng = None
+        if_range = self.headers.get("If-Range")
+        if rng and if_range is not None:
+            if if_range.startswith('"') or if_range.startswith("W/"):
+                # RFC 9110 13.1.5: a strong comparison
+                same = "noetag" not in faults and \
+                    not etag.startswith("W/") and if_range == etag
+            else:
+                same = "nolm" not in faults and if_range == last_modified
+            if not same:
+                rng = None
         if rng:
             spec = rng.strip()
             if not spec.startswith("bytes=") or "," in spec:
@@ -197,9 +219,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(length))
         self.send_header("Accept-Ranges", "bytes")
-        self.send_header("ETag", etag)
-        self.send_header("Last-Modified",
-                         email.utils.formatdate(mtime, usegmt=True))
+        if "noetag" not in faults:
+            self.send_header("ETag", etag)
+        if "nolm" not in faults:
+            self.send_header("Last-Modified", last_modified)
         if status == 206:
             self.send_header("Content-Range",
                              "bytes %d-%d/%d" % (start, end, size))
@@ -219,6 +242,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 limit, mode = at - start, like
         if limit is None and "cut" in faults:
             limit, mode = min(faults["cut"], length), "drop"
+        if limit is None and "stallcut" in faults and \
+                faults["stallcut"] < length:
+            limit, mode = faults["stallcut"], "stall"
         if limit is None and "short" in faults:
             limit, mode = max(0, length - faults["short"]), "drop"
         sent = 0
