@@ -43,7 +43,7 @@ struct cli_globals {
 		const char *fingerprint;
 		const char *keyring;
 	} sig;
-	const char *sig_state; /* "verified", "none" or "not-checked" */
+	const char *sig_state;	 /* "verified", "none" or "not-checked" */
 	struct input_ids inputs; /* what was read: never a destination */
 };
 extern struct cli_globals cli;
