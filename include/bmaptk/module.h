@@ -149,6 +149,14 @@ struct bmaptk_sink_opts {
 	int allow_direct;    /* may use O_DIRECT */
 	int keep_data;	     /* an existing file keeps its bytes (for
 				comparing); the host clears the holes */
+	/* Optional: a sink calls this with its opened descriptor before it
+	 * changes anything; non-zero (a status, with err set) refuses the
+	 * destination, which the host found to be one of its inputs (the
+	 * name may have been swapped since it was checked). Added at the
+	 * end, so older plugins, which never call it, still load. */
+	int (*refuse_fd)(void *ctx, int fd, const char *path,
+			 struct bmaptk_error *err);
+	void *refuse_ctx;
 };
 
 /* ---- modules --------------------------------------------------------------

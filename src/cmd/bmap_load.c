@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "bmaptool_log.h"
 #include "cmd.h"
 #include "util.h"
 
@@ -231,6 +232,10 @@ void cli_describe_bmap(const struct bmaptk_bmap *b, const char *path)
 	char size[32], mapped[32];
 	uint64_t m = bmaptk_bmap_mapped_bytes(b);
 
+	if (cli.bmaptool) {
+		bmaptool_log_bmap(b);
+		return;
+	}
 	cli_info("bmap %s: format version %u.%u, %llu blocks of %u bytes (%s), "
 		 "%llu mapped (%s or %.1f%%)",
 		 path, b->major, b->minor, (unsigned long long)b->blocks_count,

@@ -3,8 +3,10 @@
  * As with argparse, long options may be abbreviated, take "=VALUE", and mix
  * with the operands. The options are checked as bmaptool checks them, then
  * handed on unchanged to bmaptk's own create or copy (the names are the
- * same), so the work and the messages are bmaptk's. What bmaptool 3.9 would
- * refuse is refused (exit 2), naming the bmaptk command that has it. */
+ * same), so the work is bmaptk's; the messages are in bmaptool's form
+ * ("bmaptool: info: ...", and copy's lines in its words: bmaptool_log.h).
+ * What bmaptool 3.9 would refuse is refused (exit 2), naming the bmaptk
+ * command that has it. */
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -506,6 +508,7 @@ int bmaptool_main(int argc, char **argv)
 	const struct tool_cmd *c;
 	int first, rc;
 
+	cli.bmaptool = 1; /* bmaptool's log lines (bmaptool_log.h) */
 	/* Each word of argv gives at most two here, plus the command's name,
 	 * -q, -d, "--" and the NULL. */
 	t.argv = calloc((size_t)argc * 2 + 6, sizeof(*t.argv));

@@ -129,7 +129,7 @@ int cli_run_check(const struct bmaptk_bmap *b, const char *dest, int cached,
  * image's stream that tells those apart). */
 int cli_looks_like_bmap(const char *path)
 {
-	char head[64];
+	char head[4096];
 	struct stat st;
 	ssize_t n;
 	int fd;
@@ -146,13 +146,50 @@ int cli_looks_like_bmap(const char *path)
 	return n > 0 && bmaptk_looks_like_bmap(head, (size_t)n);
 }
 
+/* The compressor whose magic a regular file DEST starts with, or NULL. A
+ * file of the image's size is taken for a medium: the image itself may
+ * start with such bytes. */
+static const char *compressed_dest(const char *path, uint64_t image_size)
+{
+	static const struct {
+		const char *name;
+		size_t len;
+		unsigned char magic[6];
+	} magics[] = {
+	    {"gzip", 3, {0x1f, 0x8b, 0x08}},
+	    {"xz", 6, {0xfd, '7', 'z', 'X', 'Z', 0x00}},
+	    {"bzip2", 3, {'B', 'Z', 'h'}},
+	    {"zstd", 4, {0x28, 0xb5, 0x2f, 0xfd}},
+	};
+	unsigned char head[8];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+		    (uint64_t)st.st_size != image_size
+		? pread(fd, head, sizeof(head), 0)
+		: -1;
+	close(fd);
+	for (size_t i = 0; i < sizeof(magics) / sizeof(magics[0]); i++)
+		if (n >= (ssize_t)magics[i].len &&
+		    !memcmp(head, magics[i].magic, magics[i].len) &&
+		    (strcmp(magics[i].name, "bzip2") ||
+		     (n > 3 && head[3] >= '1' && head[3] <= '9')))
+			return magics[i].name;
+	return NULL;
+}
+
 static int run(int argc, char **argv)
 {
 	struct check_args a = {0};
 	struct bmaptk_error err = {0};
 	struct bmaptk_bmap *bmap = NULL;
 	char *bmap_path = NULL;
-	const char *bmap_opt;
+	const char *bmap_opt, *packed;
 	int first, rc;
 
 	first = cli_parse(&cmd_check, argc, argv, on_option, &a);
@@ -177,6 +214,15 @@ static int run(int argc, char **argv)
 	if (rc) {
 		free(bmap_path);
 		return cli_fail(&err);
+	}
+	packed = compressed_dest(argv[first + 1], bmap->image_size);
+	if (packed) {
+		cli_error("%s (%s): DEST is a compressed image, not a medium; "
+			  "`bmaptk copy IMAGE /dev/null` verifies an image",
+			  argv[first + 1], packed);
+		bmaptk_bmap_free(bmap);
+		free(bmap_path);
+		return BMAPTK_ERR_USAGE;
 	}
 	cli_describe_bmap(bmap, bmap_path);
 	rc = cli_run_check(bmap, argv[first + 1], a.cached, NULL, NULL);

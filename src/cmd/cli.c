@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bmaptool_log.h"
 #include "cmd.h"
 #include "events.h"
 
@@ -244,6 +245,11 @@ static void vmessage(const char *level, const char *fmt, va_list ap)
 	vsnprintf(line, sizeof(line), fmt, ap);
 	if (!strcmp(level, "error"))
 		ev_note_error(line);
+	if (!cli.json && cli.bmaptool) {
+		fprintf(stderr, "bmaptool: %s: %s\n", bmaptool_level(level),
+			line);
+		return;
+	}
 	if (!cli.json) {
 		fprintf(stderr, "bmaptk: %s%s%s\n",
 			strcmp(level, "info") ? level : "",
@@ -269,7 +275,8 @@ void cli_warn(const char *fmt, ...)
 {
 	va_list ap;
 
-	if (cli.quiet)
+	/* bmaptool's -q still shows warnings. */
+	if (cli.quiet && !cli.bmaptool)
 		return;
 	va_start(ap, fmt);
 	vmessage("warning", fmt, ap);

@@ -45,6 +45,9 @@ struct cli_globals {
 	} sig;
 	const char *sig_state;	 /* "verified", "none" or "not-checked" */
 	struct input_ids inputs; /* what was read: never a destination */
+	/* Run as "bmaptool": messages and copy's lines in bmaptool 3.9's
+	 * words and formats (bmaptool_log.h). */
+	int bmaptool;
 };
 extern struct cli_globals cli;
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bmaptool_log.h"
 #include "copy_dest.h"
 #include "events.h"
 #include "util.h"
@@ -140,23 +141,55 @@ static int check_args(const struct copy_args *a, const char *image,
 	return BMAPTK_ERR_USAGE;
 }
 
-/* Whether two DEST names are one destination: the same object, or the
- * same name of one not made yet. */
-static int same_dest(const char *a, const char *b)
+/* A name for a path that may not exist yet: its directory resolved. */
+static char *canonical_name(const char *path)
 {
-	struct stat sa, sb;
+	const char *slash = strrchr(path, '/');
+	char *dir = slash ? strndup(path, (size_t)(slash - path + 1)) : NULL;
+	char *real = realpath(dir ? dir : ".", NULL), *out = NULL;
 
-	if (stat(a, &sa) || stat(b, &sb))
-		return !strcmp(a, b);
-	if (S_ISBLK(sa.st_mode) && S_ISBLK(sb.st_mode))
-		return sa.st_rdev == sb.st_rdev;
-	return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+	if (real && asprintf(&out, "%s/%s", real, slash ? slash + 1 : path) < 0)
+		out = NULL;
+	free(dir);
+	free(real);
+	return out;
 }
 
-/* No DEST may be what this run reads, or another DEST. */
+/* Whether two DEST names are one destination: the same storage (also two
+ * loop devices on one file), or the same name of one not made yet. */
+static int same_dest(const char *a, const char *b)
+{
+	struct input_ids one = {0};
+	struct bmaptk_error err = {0};
+	struct stat st;
+	int same;
+
+	if (stat(a, &st) || stat(b, &st)) {
+		char *ca = canonical_name(a), *cb = canonical_name(b);
+		same = !strcmp(ca ? ca : a, cb ? cb : b);
+		free(ca);
+		free(cb);
+		return same;
+	}
+	input_ids_add(&one, a, "another DEST");
+	same = input_ids_match(&one, b, &err) != 0;
+	input_ids_free(&one);
+	return same;
+}
+
+/* No DEST may be what this run reads, or another DEST; "-" and URLs are
+ * not destinations (stdout is not written to). */
 static int refuse_dests(char **dests, int n)
 {
 	for (int i = 0; i < n; i++) {
+		if (!strcmp(dests[i], "-") || strstr(dests[i], "://")) {
+			char *shown = bmaptk_redact(dests[i]);
+			cli_error("%s: not a destination (a DEST is a block "
+				  "device or a file; URLs and stdout are not)",
+				  shown ? shown : "DEST");
+			free(shown);
+			return BMAPTK_ERR_USAGE;
+		}
 		if (input_ids_refuse_dest(&cli.inputs, dests[i]))
 			return BMAPTK_ERR_USAGE;
 		for (int j = i + 1; j < n; j++)
@@ -230,23 +263,33 @@ static void summarize(const char *image, const struct bmaptk_copy_stats *st,
 
 	for (size_t i = 0; i < n; i++)
 		ok += dests[i].status == 0;
+	if (cli.bmaptool) {
+		if (ok)
+			bmaptool_log_done(st->mapped_bytes);
+		return;
+	}
 	if (!cli.json && ok) {
 		char where[64];
+		/* /dev/null: the image is decoded and verified, not written. */
+		int vo = n == 1 && dests[0].verify_only;
 		if (n == 1)
 			snprintf(where, sizeof(where), "%s", dests[0].path);
 		else
 			snprintf(where, sizeof(where),
 				 "%zu of %zu destinations", ok, n);
-		cli_info(
-		    "copied %s to %s: image %s, mapped %s in %.2f s (%s/s), "
-		    "%zu ranges verified%s",
-		    image, where,
-		    human_size(st->image_size, size, sizeof(size)),
-		    human_size(st->mapped_bytes, mapped, sizeof(mapped)),
-		    st->seconds,
-		    human_size((uint64_t)((double)st->done_bytes / secs), rate,
-			       sizeof(rate)),
-		    st->ranges_verified, verified ? "" : " (verification off)");
+		cli_info("copied %s to %s%s: image %s, mapped %s in %.2f s "
+			 "(%s/s), %zu ranges verified%s",
+			 image, where,
+			 !vo	    ? ""
+			 : verified ? " (nothing written, only verified)"
+				    : " (nothing written)",
+			 human_size(st->image_size, size, sizeof(size)),
+			 human_size(st->mapped_bytes, mapped, sizeof(mapped)),
+			 st->seconds,
+			 human_size((uint64_t)((double)st->done_bytes / secs),
+				    rate, sizeof(rate)),
+			 st->ranges_verified,
+			 verified ? "" : " (verification off)");
 		return;
 	}
 	if (!cli.json)
@@ -314,10 +357,14 @@ static int write_all(const struct copy_args *a, struct bmaptk_stream *img,
 			dest_fail(d, &results[k].err);
 		else if (rc)
 			d->status = rc;
-		else if (d->sink->ops->finish(
-			     d->sink, bmap ? bmap->image_size : st->done_bytes,
-			     &err))
-			dest_fail(d, &err);
+		else {
+			if (cli.bmaptool)
+				bmaptool_log_sync(d->path);
+			if (d->sink->ops->finish(
+				d->sink,
+				bmap ? bmap->image_size : st->done_bytes, &err))
+				dest_fail(d, &err);
+		}
 	}
 	if (rc == BMAPTK_ERR_INTERRUPTED) {
 		char w[32];
@@ -351,6 +398,9 @@ static int copy_image(const struct copy_args *a, const char *image,
 	}
 	if (cli.json)
 		emit_start(a->shown_image, bmap_path, bmap, dests, n);
+	if (cli.bmaptool && n && !dests[0].status)
+		bmaptool_log_start(a->shown_image, dests[0].path,
+				   dests[0].sink->is_blockdev, bmap_path);
 	if (bmap) {
 		st.image_size = bmap->image_size;
 		st.mapped_bytes = bmaptk_bmap_mapped_bytes(bmap);
@@ -429,7 +479,7 @@ static int run(int argc, char **argv)
 			    "%s: the bmap has no checksums; the data cannot "
 			    "be verified",
 			    bmap_path);
-	} else {
+	} else if (!cli.bmaptool) { /* bmaptool says it with DEST */
 		cli_info("no bmap given, copying the entire image");
 	}
 	rc = copy_image(&a, image, argv + first + 1, (size_t)(argc - first - 1),
@@ -458,9 +508,10 @@ const struct cmd cmd_copy = {
 	"IMAGE's extensions stripped one at a time (disk.img.xz.bmap,\n"
 	"disk.img.bmap, disk.bmap). A DEST is a block device (refused if\n"
 	"mounted, in use or too small) or a regular file (created, or\n"
-	"made exactly the image; it stays sparse). A file created by a\n"
-	"failed copy is removed. A signed bmap (BMAP.asc, BMAP.sig or\n"
-	"clearsigned) is verified first.",
+	"made exactly the image; it stays sparse); /dev/null verifies the\n"
+	"image and writes nothing. A file created by a failed copy is\n"
+	"removed. A signed bmap (BMAP.asc, BMAP.sig or clearsigned) is\n"
+	"verified first.",
     .options = options,
     .reads_images = 1,
     .run = run,

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "copy_dest.h"
 #include "events.h"
@@ -31,13 +32,32 @@ void dest_fail(struct dest *d, const struct bmaptk_error *err)
 		cli_error("%s", err->message);
 }
 
+/* The null device, under any name (what the null sink writes to). */
+static int is_dev_null(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISCHR(st.st_mode) &&
+	       major(st.st_rdev) == 1 && minor(st.st_rdev) == 3;
+}
+
+/* What a sink opened must not be an input, whatever the name was when it
+ * was checked. */
+static int refuse_input(void *ctx, int fd, const char *path,
+			struct bmaptk_error *err)
+{
+	return input_ids_refuse_fd(ctx, fd, path, err);
+}
+
 void dest_open(struct dest *d, const struct copy_args *a,
 	       const struct bmaptk_bmap *bmap, uint64_t image_size)
 {
 	struct bmaptk_sink_opts so = {.image_size = image_size,
 				      .removable_only = a->removable,
 				      .allow_direct = 1,
-				      .keep_data = a->skip_unchanged};
+				      .keep_data = a->skip_unchanged,
+				      .refuse_fd = refuse_input,
+				      .refuse_ctx = &cli.inputs};
 	struct bmaptk_error err = {0};
 	int rc = 0;
 
@@ -46,6 +66,7 @@ void dest_open(struct dest *d, const struct copy_args *a,
 		dest_fail(d, &err);
 		return;
 	}
+	d->verify_only = is_dev_null(d->path);
 	if ((a->check || a->skip_unchanged) && !d->sink->ops->pread) {
 		bmaptk_set_error(&err, BMAPTK_ERR_USAGE, 0,
 				 "%s: this destination cannot be read back, as "
@@ -191,8 +212,9 @@ static void report_json(const struct dest *d)
 	json_object_set_new(f, "status",
 			    json_string(d->status ? "failed" : "ok"));
 	json_object_set_new(f, "exit", json_integer(d->status));
-	json_object_set_new(f, "written_bytes",
-			    json_integer((json_int_t)d->result.written));
+	json_object_set_new(
+	    f, "written_bytes",
+	    json_integer((json_int_t)(d->verify_only ? 0 : d->result.written)));
 	json_object_set_new(f, "compared_bytes",
 			    json_integer((json_int_t)d->result.compared));
 	json_object_set_new(f, "skipped_bytes",
@@ -201,6 +223,8 @@ static void report_json(const struct dest *d)
 			    json_integer((json_int_t)d->rewritten));
 	if (d->check)
 		json_object_set_new(f, "check", json_string(d->check));
+	if (d->verify_only)
+		json_object_set_new(f, "verify_only", json_true());
 	ev_emit("dest", f);
 }
 
@@ -219,6 +243,8 @@ void dest_close(struct dest *d)
 			cli_error("%s: could not remove the partially written "
 				  "file: it is incomplete",
 				  d->path);
+		else if (d->verify_only)
+			; /* /dev/null: nothing was written */
 		else if (d->status && !d->touched)
 			cli_info("%s: left as it was", d->path);
 		else if (d->status && blockdev)

@@ -31,6 +31,7 @@ struct dest {
 	size_t rewritten;  /* ranges rewritten after a bad read-back */
 	int touched;	   /* anything was written to it */
 	const char *check; /* "ok", "bad", or NULL when not checked */
+	int verify_only;   /* /dev/null: verified, nothing written */
 };
 
 /* Refuse a DEST that cannot be right before anything is opened. */

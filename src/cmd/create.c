@@ -94,7 +94,15 @@ static int refuse_output(const char *output, const char *image)
 {
 	struct stat so, si;
 
-	if (stat(output, &so) || !S_ISREG(so.st_mode))
+	if (stat(output, &so))
+		return 0;
+	if (S_ISBLK(so.st_mode)) {
+		cli_error("%s: is a block device; refusing to write a bmap "
+			  "over it",
+			  output);
+		return -1;
+	}
+	if (!S_ISREG(so.st_mode))
 		return 0;
 	if (!stat(image, &si) && si.st_dev == so.st_dev &&
 	    si.st_ino == so.st_ino) {
@@ -171,14 +179,17 @@ static int run(int argc, char **argv)
 	}
 	if (a.output && refuse_output(a.output, argv[first]))
 		return BMAPTK_ERR_USAGE;
+	/* Opening a FIFO output waits for its reader: a signal must end
+	 * that wait too. */
+	cli_catch_signals();
 	/* Fail on an unwritable output before spending time hashing. */
 	if (a.output && (fd = open_output(a.output, &tmp, &final)) < 0) {
+		int e = errno;
 		cli_error("%s: cannot write the bmap here: %s", a.output,
-			  strerror(errno));
+			  e == EINTR ? "interrupted" : strerror(e));
 		free(final);
-		return BMAPTK_ERR_IO;
+		return e == EINTR ? BMAPTK_ERR_INTERRUPTED : BMAPTK_ERR_IO;
 	}
-	cli_catch_signals();
 	cli_progress_start(&progress, "hashing", NULL);
 	opts.no_checksum = a.no_checksum;
 	opts.scan_zeros = a.scan_zeros;

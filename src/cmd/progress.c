@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bmaptool_log.h"
 #include "cmd.h"
 #include "events.h"
 #include "util.h"
@@ -92,6 +93,10 @@ void cli_progress_update(void *ctx, uint64_t done, uint64_t total)
 	}
 	if (cli.quiet)
 		goto out;
+	if (cli.bmaptool) {
+		bmaptool_log_progress(p, percent, now);
+		goto out;
+	}
 	if (p->tty) {
 		if (now - p->last_draw >= 0.2 || done == total) {
 			draw_bar(p, now);
@@ -111,7 +116,8 @@ out:
 
 void cli_progress_end(struct cli_progress *p)
 {
-	if (p->tty && !cli.quiet && !cli.json && p->last_draw > 0)
+	if (p->tty && !cli.quiet && !cli.json && !cli.bmaptool &&
+	    p->last_draw > 0)
 		fputc('\n', stderr);
 	if (p->psplash_fd >= 0)
 		close(p->psplash_fd);

@@ -14,7 +14,10 @@ extern const struct bmaptk_module bmaptk_sink_file;
 extern const struct bmaptk_module bmaptk_sink_blockdev;
 extern const struct bmaptk_module bmaptk_sink_simg;
 extern const struct bmaptk_module bmaptk_sink_simg_crc;
+extern const struct bmaptk_module bmaptk_sink_null;
 
+/* One module a line. */
+/* clang-format off */
 const struct bmaptk_module *const bmaptk_builtin_modules[] = {
     &bmaptk_source_file,
     &bmaptk_source_stdin,
@@ -28,5 +31,7 @@ const struct bmaptk_module *const bmaptk_builtin_modules[] = {
     &bmaptk_sink_blockdev,
     &bmaptk_sink_simg,
     &bmaptk_sink_simg_crc,
+    &bmaptk_sink_null,
     NULL,
 };
+/* clang-format on */

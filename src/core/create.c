@@ -25,6 +25,18 @@ static void store_digest(void *ctx, size_t index, const unsigned char *digest)
 static int open_image(const char *image, int *fd, struct stat *st,
 		      struct bmaptk_error *err)
 {
+	/* create maps a local file; a URL is not one, and its name may hold
+	 * a password that no message may show. */
+	if (strstr(image, "://")) {
+		char *shown = bmaptk_redact(image);
+		bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
+				 "%s: create maps a local file, not a URL "
+				 "(download it first)",
+				 shown ? shown : "the image");
+		free(shown);
+		*fd = -1;
+		return err->status;
+	}
 	/* O_NONBLOCK: a FIFO given as IMAGE must be refused, not waited on. */
 	*fd = open(image, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (*fd < 0)

@@ -103,7 +103,7 @@ int bmaptk_discover_bmap(const struct bmaptk_registry *reg, const char *image,
 			 char **bmap_path, char **data, size_t *len,
 			 struct bmaptk_error *err)
 {
-	char *cand;
+	char *cand, *shown;
 	int rc;
 
 	*bmap_path = NULL;
@@ -121,10 +121,17 @@ int bmaptk_discover_bmap(const struct bmaptk_registry *reg, const char *image,
 		*bmap_path = cand;
 		return 0;
 	}
-	return bmaptk_set_error(
+	/* Without the URL's password: out of memory, without the names. */
+	shown = bmaptk_redact(image);
+	if (!shown)
+		return bmaptk_set_error(err, BMAPTK_ERR_IO, ENOMEM,
+					"bmap file not found; out of memory");
+	rc = bmaptk_set_error(
 	    err, BMAPTK_ERR_USAGE, ENOENT,
 	    "%s: bmap file not found (tried %s.bmap and the names without its "
 	    "extensions); give one with --bmap, or use --nobmap to flash "
 	    "without bmap",
-	    image, image);
+	    shown, shown);
+	free(shown);
+	return rc;
 }

@@ -2,6 +2,7 @@
  * image through the codecs its first bytes call for, a destination through
  * its sink. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,6 +13,64 @@
 #define PEEK_SIZE	4096 /* enough for every magic and for tar headers */
 #define MAX_CODEC_DEPTH 4
 
+/* A location as messages and events show it: a URL without its
+ * "user:password@" (bmaptk_redact). Stream names must outlive the stream,
+ * so the redacted names made here are kept, once each, until exit; a
+ * location without credentials is returned as it is. */
+struct shown_name {
+	struct shown_name *next;
+	char name[];
+};
+static struct shown_name *shown_names;
+static pthread_mutex_t shown_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const char *shown_name(const char *location)
+{
+	char *r = bmaptk_redact(location);
+	struct shown_name *n;
+	const char *found = NULL;
+
+	if (r && !strcmp(r, location)) {
+		free(r);
+		return location;
+	}
+	if (!r)
+		return "(a URL)"; /* out of memory: never the password */
+	pthread_mutex_lock(&shown_lock);
+	for (n = shown_names; n && !found; n = n->next)
+		if (!strcmp(n->name, r))
+			found = n->name;
+	if (!found && (n = malloc(sizeof(*n) + strlen(r) + 1))) {
+		strcpy(n->name, r);
+		n->next = shown_names;
+		shown_names = n;
+		found = n->name;
+	}
+	pthread_mutex_unlock(&shown_lock);
+	free(r);
+	return found ? found : "(a URL)";
+}
+
+/* Remove location's "user:password@" wherever err's message has it: a
+ * module (a plugin's source, say) may have named the location as given. */
+static void scrub(struct bmaptk_error *err, const char *location)
+{
+	const char *host = strstr(location, "://");
+	char *r, *m, *hit;
+	size_t cut;
+
+	if (!err || !host || !(r = bmaptk_redact(location)))
+		return;
+	cut = strlen(location) - strlen(r);
+	free(r);
+	if (!cut)
+		return;
+	host += 3; /* "user:password@" is [host, host + cut) */
+	m = err->message;
+	while ((hit = memmem(m, strlen(m), host, cut)))
+		memmove(hit, hit + cut, strlen(hit + cut) + 1);
+}
+
 struct bmaptk_stream *bmaptk_open_raw(const struct bmaptk_registry *reg,
 				      const char *location,
 				      const struct bmaptk_source_opts *opts,
@@ -20,15 +79,24 @@ struct bmaptk_stream *bmaptk_open_raw(const struct bmaptk_registry *reg,
 	static const struct bmaptk_source_opts defaults = {.retries = 5,
 							   .timeout_sec = 60};
 	const struct bmaptk_module *m = registry_pick_source(reg, location);
+	struct bmaptk_stream *s;
 
 	if (!m) {
 		bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
 				 "%s: no source module can open this "
 				 "(unsupported URL scheme?)",
-				 location);
+				 shown_name(location));
 		return NULL;
 	}
-	return m->u.source->open(location, opts ? opts : &defaults, err);
+	s = m->u.source->open(location, opts ? opts : &defaults, err);
+	if (!s) {
+		scrub(err, location);
+		return NULL;
+	}
+	/* Codecs name their errors after it: never with a password. */
+	if (!s->name || shown_name(s->name) != s->name)
+		s->name = shown_name(s->name ? s->name : location);
+	return s;
 }
 
 /* A stream that replays the bytes read for probing, then continues. */
@@ -185,6 +253,16 @@ static int have_containers(const struct bmaptk_registry *reg)
 	return 0;
 }
 
+/* Whether head[0, len) holds "<bmap" as an element name. */
+static int has_bmap_element(const char *h, size_t len)
+{
+	for (size_t i = 0; i + 6 <= len; i++)
+		if (!memcmp(h + i, "<bmap", 5) &&
+		    strchr(" \t\r\n>", h[i + 5]) && h[i + 5])
+			return 1;
+	return 0;
+}
+
 int bmaptk_looks_like_bmap(const void *head, size_t len)
 {
 	static const char *const starts[] = {"<?xml", "<bmap",
@@ -192,17 +270,20 @@ int bmaptk_looks_like_bmap(const void *head, size_t len)
 	const char *h = head;
 	size_t lead = 0;
 
-	while (lead < len && strchr(" \t\r\n", h[lead]) && h[lead])
+	while (lead < len && h[lead] && strchr(" \t\r\n", h[lead]))
 		lead++;
+	/* It starts like XML or a clearsigned message, and its root element
+	 * (which bmaptool puts after a short comment) is <bmap>: any other
+	 * XML file is not a bmap. */
 	for (size_t i = 0; i < sizeof(starts) / sizeof(starts[0]); i++) {
-		size_t n = MIN(strlen(starts[i]), 10);
+		size_t n = strlen(starts[i]);
 		if (len - lead >= n && !memcmp(h + lead, starts[i], n))
-			return 1;
+			return has_bmap_element(h + lead, len - lead);
 	}
 	return 0;
 }
 
-struct bmaptk_stream *bmaptk_open_image(const struct bmaptk_registry *reg,
+static struct bmaptk_stream *open_image(const struct bmaptk_registry *reg,
 					const char *location,
 					const struct bmaptk_source_opts *opts,
 					struct bmaptk_error *err)
@@ -232,7 +313,7 @@ struct bmaptk_stream *bmaptk_open_image(const struct bmaptk_registry *reg,
 			    err, BMAPTK_ERR_USAGE, 0,
 			    "no codec for %s (looks like %s); install the "
 			    "archive plugin or use --plugin-dir",
-			    location, like);
+			    shown_name(location), like);
 			peek_close(&p->base);
 			return NULL;
 		}
@@ -242,7 +323,7 @@ struct bmaptk_stream *bmaptk_open_image(const struct bmaptk_registry *reg,
 			    err, BMAPTK_ERR_USAGE, 0,
 			    "%s: this is a bmap file, not an image; make sure "
 			    "you are writing your image and not the bmap file",
-			    location);
+			    shown_name(location));
 			peek_close(&p->base);
 			return NULL;
 		}
@@ -252,13 +333,25 @@ struct bmaptk_stream *bmaptk_open_image(const struct bmaptk_registry *reg,
 		if (!decoded)
 			return NULL;
 		if (!decoded->name)
-			decoded->name = location;
+			decoded->name = shown_name(location);
 		if (!decoded->format)
 			decoded->format =
 			    m->u.codec->format ? m->u.codec->format : m->name;
 		s = decoded;
 		any = (m->u.codec->flags & BMAPTK_CODEC_CONTAINER) != 0;
 	}
+	return s;
+}
+
+struct bmaptk_stream *bmaptk_open_image(const struct bmaptk_registry *reg,
+					const char *location,
+					const struct bmaptk_source_opts *opts,
+					struct bmaptk_error *err)
+{
+	struct bmaptk_stream *s = open_image(reg, location, opts, err);
+
+	if (!s)
+		scrub(err, location);
 	return s;
 }
 
@@ -283,7 +376,7 @@ int bmaptk_read_all(const struct bmaptk_registry *reg, const char *location,
 			if (!grown) {
 				rc = bmaptk_set_error(
 				    err, BMAPTK_ERR_IO, ENOMEM,
-				    "%s: out of memory", location);
+				    "%s: out of memory", shown_name(location));
 				break;
 			}
 			buf = grown;
@@ -299,12 +392,13 @@ int bmaptk_read_all(const struct bmaptk_registry *reg, const char *location,
 		if (used > max) {
 			rc = bmaptk_set_error(err, BMAPTK_ERR_USAGE, EFBIG,
 					      "%s: larger than %zu bytes",
-					      location, max);
+					      shown_name(location), max);
 			break;
 		}
 	}
 	s->ops->close(s);
 	if (rc) {
+		scrub(err, location);
 		free(buf);
 		return rc;
 	}

@@ -574,7 +574,8 @@ static struct bmaptk_sink *blockdev_open(const char *path,
 	b->base.is_blockdev = 1;
 	b->dfd = -1;
 	b->image_size = opts->image_size;
-	if (open_exclusive(b, st.st_rdev, err) || check_writable(b, err) ||
+	if (open_exclusive(b, st.st_rdev, err) ||
+	    sink_refuse_fd(opts, b->fd, path, err) || check_writable(b, err) ||
 	    check_size(b, err)) {
 		blockdev_close(&b->base, 1);
 		return NULL;

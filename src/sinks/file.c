@@ -200,6 +200,10 @@ static struct bmaptk_sink *file_open(const char *path,
 		file_close(&f->base, 1);
 		return NULL;
 	}
+	if (sink_refuse_fd(opts, f->fd, path, err)) {
+		file_close(&f->base, 1);
+		return NULL;
+	}
 	if (prepare_size(f, (uint64_t)st.st_size, opts->keep_data, err)) {
 		file_close(&f->base, 1);
 		return NULL;

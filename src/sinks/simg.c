@@ -551,6 +551,10 @@ static struct bmaptk_sink *open_sink(const char *path,
 		simg_close(&s->base, 1);
 		return NULL;
 	}
+	if (sink_refuse_fd(opts, s->fd, path, err)) {
+		simg_close(&s->base, 1);
+		return NULL;
+	}
 	return &s->base;
 }
 

@@ -69,3 +69,11 @@ int sink_punch_hole(int fd, const char *name, uint64_t off, uint64_t len,
 				"%s: cannot punch a hole at offset %llu: %s",
 				name, (unsigned long long)off, strerror(errno));
 }
+
+int sink_refuse_fd(const struct bmaptk_sink_opts *opts, int fd,
+		   const char *path, struct bmaptk_error *err)
+{
+	return opts->refuse_fd
+		   ? opts->refuse_fd(opts->refuse_ctx, fd, path, err)
+		   : 0;
+}

@@ -23,6 +23,10 @@ int sink_pread_fd(int fd, const char *name, void *buf, size_t len, uint64_t off,
 int sink_punch_hole(int fd, const char *name, uint64_t off, uint64_t len,
 		    struct bmaptk_error *err);
 
+/* opts->refuse_fd on fd, if the host gave one: 0 or a status. */
+int sink_refuse_fd(const struct bmaptk_sink_opts *opts, int fd,
+		   const char *path, struct bmaptk_error *err);
+
 /* fsync with a named error. */
 int sink_fsync(int fd, const char *name, struct bmaptk_error *err);
 

@@ -134,6 +134,14 @@ static struct bmaptk_stream *file_open(const char *location,
 
 	(void)opts;
 	fd = open(location, O_RDONLY | O_CLOEXEC);
+	/* Opening a FIFO waits for its writer; only our SIGINT/SIGTERM
+	 * handlers interrupt that. */
+	if (fd < 0 && errno == EINTR) {
+		bmaptk_set_error(err, BMAPTK_ERR_INTERRUPTED, EINTR,
+				 "%s: interrupted while waiting to open it",
+				 location);
+		return NULL;
+	}
 	if (fd < 0) {
 		bmaptk_set_error(
 		    err, errno == ENOENT ? BMAPTK_ERR_USAGE : BMAPTK_ERR_IO,

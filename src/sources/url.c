@@ -34,12 +34,15 @@
  * The one exception to "the library never prints": each retry is announced
  * on stderr, since the ABI has no channel for notices and a silent wait of
  * seconds would look like a hang. */
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <bmaptk/bmaptk.h>
 
 #include "url.h"
 #include "util.h"
@@ -95,6 +98,57 @@ static int scheme_is(const char *location, const char *scheme)
 
 	return !strncasecmp(location, scheme, n) &&
 	       !strncmp(location + n, "://", 3);
+}
+
+/* Where redirects may lead from a URL of this scheme: the scheme itself,
+ * and from a cleartext one (http, ftp) also https; so a download that
+ * starts on https (or sftp, ftps, scp) stays on it. Only HTTP answers
+ * redirect, but a proxy may answer for the others. */
+static const char *redirect_protocols(const char *scheme)
+{
+	static const struct {
+		const char *scheme, *to;
+	} rules[] = {
+	    {"http", "http,https"}, {"https", "https"}, {"ftp", "ftp,https"},
+	    {"ftps", "ftps"},	    {"sftp", "sftp"},	{"scp", "scp"},
+	    {"file", "file"},
+	};
+
+	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
+		if (!strcmp(scheme, rules[i].scheme))
+			return rules[i].to;
+	return "";
+}
+
+static int in_list(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = list; *p; p += strcspn(p, ",")) {
+		if (*p == ',')
+			p++;
+		if (!strncmp(p, name, n) && (p[n] == ',' || p[n] == '\0'))
+			return 1;
+	}
+	return 0;
+}
+
+int url_redirect_allowed(struct url_stream *s, const char *scheme)
+{
+	if (!scheme[0] || in_list(s->redir_protocols, scheme))
+		return 1;
+	if (!strcmp(s->redir_protocols, s->scheme))
+		url_fail(s, 0, 0,
+			 "refusing the server's redirect from %s to %s (a "
+			 "download that starts on %s stays on %s)",
+			 s->scheme, scheme, s->scheme, s->scheme);
+	else
+		url_fail(
+		    s, 0, 0,
+		    "refusing the server's redirect from %s to %s (from %s, "
+		    "redirects are followed to %s and https only)",
+		    s->scheme, scheme, s->scheme, s->scheme);
+	return 0;
 }
 
 static int url_probe(const char *location)
@@ -717,7 +771,7 @@ static struct bmaptk_stream *url_open(const char *location,
 		return NULL;
 	}
 	s = calloc(1, sizeof(*s));
-	if (s && (redacted = url_redact(location))) {
+	if (s && (redacted = bmaptk_redact(location))) {
 		if (strcmp(redacted, location)) {
 			s->shown = intern(redacted);
 		} else {
@@ -738,6 +792,9 @@ static struct bmaptk_stream *url_open(const char *location,
 	s->base.name = s->shown;
 	s->base.size = BMAPTK_SIZE_UNKNOWN;
 	s->opts = *opts;
+	for (size_t i = 0; location[i] != ':' && i + 1 < sizeof(s->scheme); i++)
+		s->scheme[i] = (char)tolower((unsigned char)location[i]);
+	s->redir_protocols = redirect_protocols(s->scheme);
 	s->http = scheme_is(location, "http") || scheme_is(location, "https");
 	s->can_pause = !scheme_is(location, "file");
 	rc = url_curl_setup(s, err);

@@ -26,6 +26,8 @@ struct url_response {
 	long status;
 	char reason[64];
 	int has_location;
+	/* the Location's scheme, lower case; "" for a relative one */
+	char location_scheme[16];
 	int has_range; /* a Content-Range "bytes first-last/total" */
 	uint64_t range_first, range_last;
 	uint64_t content_length; /* BMAPTK_SIZE_UNKNOWN if absent */
@@ -46,12 +48,17 @@ struct url_stream {
 	char *url;	   /* as given, credentials included: for libcurl */
 	const char *shown; /* without credentials: for messages */
 	struct bmaptk_source_opts opts;
-	int http; /* http or https: headers carry the file's version */
+	int http;	/* http or https: headers carry the file's version */
+	char scheme[8]; /* the URL's scheme, lower case */
+	/* Where redirects may lead: the starting scheme only, and from http
+	 * also https (a download that starts on https stays on it). */
+	const char *redir_protocols;
 
 	CURLM *multi;
 	CURL *easy;
 	char errbuf[CURL_ERROR_SIZE];
-	char hostkey_problem[160]; /* why the SSH host key was refused */
+	char hostkey_problem[512]; /* why the SSH host key was refused */
+	char redirect_scheme[16];  /* the last redirect's, for url_classify */
 	int active;		   /* easy is in multi */
 	int done;		   /* the transfer finished; result says how */
 	CURLcode result;
@@ -124,8 +131,9 @@ double url_wait_budget(const struct url_stream *s);
  * because the back-off would pass url_wait_budget(). */
 void url_waited_text(const struct url_stream *s, char *buf, size_t cap,
 		     int before_retry);
-/* A malloc'd copy of url without "user:password@", for messages. */
-char *url_redact(const char *url);
+/* Is a redirect to a URL of this scheme ("" for a relative one, which
+ * keeps the scheme) allowed from s's URL? If not, s->fail says why. */
+int url_redirect_allowed(struct url_stream *s, const char *scheme);
 
 /* url.c: judge an HTTP response once its headers are in; 0 to go on, -1
  * with s->fail set to abort the transfer. */

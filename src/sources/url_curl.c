@@ -2,6 +2,7 @@
  * from the reading thread, so read() pulls bytes synchronously and memory
  * stays bounded (the transfer pauses when the buffer is full). Also the
  * parsing of HTTP headers and the translation of failures into messages. */
+#include <ctype.h>
 #include <errno.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -39,26 +40,6 @@ int url_fail(struct url_stream *s, int retryable, int sys_errno,
 		  ap);
 	va_end(ap);
 	return -1;
-}
-
-char *url_redact(const char *url)
-{
-	const char *auth = strstr(url, "://"), *at = NULL;
-	size_t head = 0;
-	char *out = malloc(strlen(url) + 1);
-
-	if (!out)
-		return NULL;
-	if (auth) {
-		auth += 3;
-		head = (size_t)(auth - url);
-		at = memrchr(auth, '@', strcspn(auth, "/?#"));
-	}
-	if (!at)
-		return strcpy(out, url);
-	memcpy(out, url, head);
-	strcpy(out + head, at + 1);
-	return out;
 }
 
 static void now(struct timespec *t)
@@ -256,6 +237,25 @@ static int is_header(const char *line, size_t n, const char *name,
 	return 1;
 }
 
+/* The scheme of a Location (RFC 3986: ALPHA *( ALPHA / DIGIT / "+" / "-"
+ * / "." ) before a ':' that comes before any '/', '?' or '#'), lower case;
+ * "" for a relative reference, which keeps the scheme. A scheme too long
+ * for dst is kept cut short: it names no protocol allowed anyway. */
+static void location_scheme(char *dst, size_t cap, const char *v, size_t len)
+{
+	size_t i = 0, n = 0;
+
+	dst[0] = '\0';
+	while (i < len && (isalnum((unsigned char)v[i]) || v[i] == '+' ||
+			   v[i] == '-' || v[i] == '.'))
+		i++;
+	if (i == 0 || i == len || v[i] != ':' || !isalpha((unsigned char)v[0]))
+		return;
+	for (n = 0; n < i && n + 1 < cap; n++)
+		dst[n] = (char)tolower((unsigned char)v[n]);
+	dst[n] = '\0';
+}
+
 /* The end of one response's headers: a redirect or an interim response is
  * followed by another; the final one is judged. 0 aborts the transfer. */
 static int headers_end(struct url_stream *s)
@@ -266,8 +266,13 @@ static int headers_end(struct url_stream *s)
 	if (r->done || st / 100 == 1)
 		return 1; /* trailers, or 100 Continue */
 	if ((st == 301 || st == 302 || st == 303 || st == 307 || st == 308) &&
-	    r->has_location)
-		return 1; /* libcurl follows it */
+	    r->has_location) {
+		/* libcurl follows it, if it may (its protocol list says the
+		 * same; this is for a message that says why it may not). */
+		snprintf(s->redirect_scheme, sizeof(s->redirect_scheme), "%s",
+			 r->location_scheme);
+		return url_redirect_allowed(s, r->location_scheme);
+	}
 	r->done = 1;
 	return url_http_answer(s) == 0;
 }
@@ -302,28 +307,85 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *ud)
 			r->content_length = len;
 	} else if (is_header(data, n, "Location", &v)) {
 		r->has_location = 1;
+		location_scheme(r->location_scheme, sizeof(r->location_scheme),
+				v, header_value(&v, end));
 	}
 	return n;
 }
 
-/* Accept the SSH host key only if known_hosts has it. */
+/* The host and port of an ssh URL, for ssh-keyscan and ssh-keygen -R:
+ * "[::1]" gives "::1"; no port means 22. */
+static void ssh_host_port(const char *url, char *host, size_t cap, long *port)
+{
+	const char *h = strstr(url, "://"), *end, *colon;
+	size_t auth, n;
+
+	*port = 22;
+	host[0] = '\0';
+	if (!h)
+		return;
+	h += 3;
+	auth = strcspn(h, "/?#");
+	end = h + auth;
+	/* bmaptk_redact removed "user:password@"; a bare "user@" stays. */
+	for (const char *at; (at = memchr(h, '@', (size_t)(end - h)));)
+		h = at + 1;
+	if (*h == '[') {
+		const char *close = memchr(h, ']', (size_t)(end - h));
+		if (!close)
+			return;
+		n = (size_t)(close - h - 1);
+		colon = close + 1 < end && close[1] == ':' ? close + 1 : NULL;
+		h++;
+	} else {
+		colon = memchr(h, ':', (size_t)(end - h));
+		n = (size_t)((colon ? colon : end) - h);
+	}
+	if (colon && colon + 1 < end)
+		*port = strtol(colon + 1, NULL, 10);
+	n = MIN(n, cap - 1);
+	memcpy(host, h, n);
+	host[n] = '\0';
+}
+
+/* Accept the SSH host key only if known_hosts has it: --insecure is about
+ * TLS certificates and changes nothing here. */
 static int on_hostkey(CURL *easy, const struct curl_khkey *known,
 		      const struct curl_khkey *found, enum curl_khmatch match,
 		      void *ud)
 {
 	struct url_stream *s = ud;
+	char host[256], name[300];
+	long port;
 
 	(void)easy;
 	(void)known;
 	(void)found;
 	if (match == CURLKHMATCH_OK)
 		return CURLKHSTAT_FINE;
-	snprintf(
-	    s->hostkey_problem, sizeof(s->hostkey_problem), "%s",
-	    match == CURLKHMATCH_MISMATCH
-		? "the server's SSH host key differs from the one in "
-		  "~/.ssh/known_hosts"
-		: "the server's SSH host key is not in ~/.ssh/known_hosts");
+	ssh_host_port(s->shown, host, sizeof(host), &port);
+	/* How known_hosts names the host (ssh-keyscan writes it so). */
+	if (port == 22)
+		snprintf(name, sizeof(name), "%s", host);
+	else
+		snprintf(name, sizeof(name), "[%s]:%ld", host, port);
+	if (match == CURLKHMATCH_MISMATCH)
+		snprintf(s->hostkey_problem, sizeof(s->hostkey_problem),
+			 "the server's SSH host key differs from the one in "
+			 "~/.ssh/known_hosts; if it changed on purpose, remove "
+			 "the old one with \"ssh-keygen -R '%s'\" and add the "
+			 "new one",
+			 name);
+	else
+		snprintf(s->hostkey_problem, sizeof(s->hostkey_problem),
+			 "the server's SSH host key is not in "
+			 "~/.ssh/known_hosts; add it (after checking its "
+			 "fingerprint) with \"ssh-keyscan -p %ld %s >> "
+			 "~/.ssh/known_hosts\"%s",
+			 port, host,
+			 s->opts.insecure ? " (--insecure is about TLS "
+					    "certificates only)"
+					  : "");
 	return CURLKHSTAT_REJECT;
 }
 
@@ -353,6 +415,7 @@ static char *known_hosts_path(void)
 static CURLcode set_tls(struct url_stream *s)
 {
 	CURLcode rc = CURLE_OK;
+	char *known;
 
 	if (s->opts.cacert)
 		SETOPT(CURLOPT_CAINFO, s->opts.cacert);
@@ -361,15 +424,15 @@ static CURLcode set_tls(struct url_stream *s)
 		SETOPT(CURLOPT_SSL_VERIFYHOST, 0L);
 		SETOPT(CURLOPT_PROXY_SSL_VERIFYPEER, 0L);
 		SETOPT(CURLOPT_PROXY_SSL_VERIFYHOST, 0L);
-	} else {
-		char *known = known_hosts_path();
-		if (!known)
-			return CURLE_OUT_OF_MEMORY;
-		SETOPT(CURLOPT_SSH_KNOWNHOSTS, known);
-		SETOPT(CURLOPT_SSH_KEYFUNCTION, on_hostkey);
-		SETOPT(CURLOPT_SSH_KEYDATA, s);
-		free(known); /* libcurl keeps a copy */
 	}
+	/* SSH host keys are checked whatever --insecure says. */
+	known = known_hosts_path();
+	if (!known)
+		return CURLE_OUT_OF_MEMORY;
+	SETOPT(CURLOPT_SSH_KNOWNHOSTS, known);
+	SETOPT(CURLOPT_SSH_KEYFUNCTION, on_hostkey);
+	SETOPT(CURLOPT_SSH_KEYDATA, s);
+	free(known); /* libcurl keeps a copy */
 	return rc;
 }
 
@@ -390,7 +453,7 @@ int url_curl_setup(struct url_stream *s, struct bmaptk_error *err)
 	SETOPT(CURLOPT_HEADERFUNCTION, on_header);
 	SETOPT(CURLOPT_HEADERDATA, s);
 	SETOPT(CURLOPT_PROTOCOLS_STR, "http,https,ftp,ftps,sftp,scp,file");
-	SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, s->redir_protocols);
 	SETOPT(CURLOPT_FOLLOWLOCATION, 1L);
 	SETOPT(CURLOPT_MAXREDIRS, 10L);
 	SETOPT(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
@@ -439,6 +502,7 @@ int url_transfer_start(struct url_stream *s, uint64_t from, uint64_t end,
 	memset(&s->fail, 0, sizeof(s->fail));
 	s->errbuf[0] = '\0';
 	s->hostkey_problem[0] = '\0';
+	s->redirect_scheme[0] = '\0';
 	s->req_start = from;
 	s->req_end = end;
 	s->ranged = range[0] != '\0';
@@ -612,6 +676,19 @@ void url_classify(struct url_stream *s)
 			url_fail(s, 0, 0,
 				 "TLS certificate verification failed: %s",
 				 detail(s));
+		break;
+	case CURLE_UNSUPPORTED_PROTOCOL:
+		/* After a redirect: libcurl's protocol list refused it (ours
+		 * is the same, so headers_end should have). Say so, not
+		 * just "Protocol not supported or disabled". */
+		if (s->redirect_scheme[0])
+			url_fail(
+			    s, 0, 0,
+			    "refusing the server's redirect from %s to %s: "
+			    "%s",
+			    s->scheme, s->redirect_scheme, detail(s));
+		else
+			url_fail(s, 0, 0, "%s", detail(s));
 		break;
 	case CURLE_SSL_CACERT_BADFILE:
 		url_fail(s, 0, 0, "cannot use the CA certificates: %s",

@@ -79,14 +79,110 @@ case_ "create -o over an old bmap still works" eval '
 	cp "$IMG.bmap" "$R/old.bmap"
 	bm 0 create -o "$R/old.bmap" "$IMG"'
 
-if [ "$(id -u)" = 0 ] && command -v losetup >/dev/null &&
-	DEV=$(losetup --find --show "$IMG" 2>/dev/null); then
-	on_exit "losetup -d '$DEV'"
+# file:// spellings curl takes for the same file.
+for u in "file://localhost$IMG" "file://127.0.0.1$IMG" "FILE://$IMG" \
+	"file://${IMG%/*}/%64isk.img" "file://$IMG?x" "file://$IMG#x"; do
+	case_ "copy $u img" refused "$u" copy --bmap "$IMG.bmap" "$u" "$IMG"
+done
+case_ "the bmap by a file:// URL as DEST" refused "bmap URL" \
+	copy --bmap "file://localhost$IMG.bmap" "$IMG" "$IMG.bmap"
+
+case_ "DEST - and DEST URL" eval '
+	bm 2 copy "$IMG" -
+	assert_contains "$RUN_ERR" "not a destination"
+	assert_no_file "$R/-" "a file named -"
+	bm 2 copy "$IMG" "http://user:s3cret@127.0.0.1:9/x"
+	assert_not_contains "$RUN_ERR" "s3cret" "DEST URL message"'
+case_ "out and ./out not made yet" eval '
+	cd "$R" && bm 2 copy "$IMG" twice2 ./twice2
+	assert_contains "$RUN_ERR" "same destination"
+	assert_no_file "$R/twice2"'
+case_ "create -o another XML file" eval '
+	printf "<?xml version=\"1.0\"?>\n<config>keep</config>\n" >"$R/settings.xml"
+	cp "$R/settings.xml" "$R/settings.pristine"
+	bm 2 create -o "$R/settings.xml" "$IMG"
+	assert_contains "$RUN_ERR" "not a bmap"
+	assert_same_file "$R/settings.pristine" "$R/settings.xml"'
+
+# DEST swapped for a symlink to the image after it was checked: the sink
+# checks what it opened. A full stderr pipe stalls bmaptk between the check
+# and the open, at its first message.
+case_ "DEST swapped for a symlink to the image" eval '
+	rm -f "$R/swapped"
+	"$PYTHON" - "$BMAPTK" "$IMG" "$R/swapped" >"$E2E_TMP/swap.out" 2>&1 <<"PY"
+import fcntl, os, subprocess, sys, time
+bmaptk, img, dest = sys.argv[1:]
+r, w = os.pipe()
+fcntl.fcntl(w, 1031, 4096)  # F_SETPIPE_SZ
+os.write(w, b"x" * fcntl.fcntl(w, 1032))  # fill it (F_GETPIPE_SZ)
+p = subprocess.Popen([bmaptk, "copy", "--bmap", img + ".bmap", img, dest],
+                     stderr=w)
+os.close(w)
+time.sleep(0.5)
+os.symlink(img, dest)
+out = b""
+while True:
+    b = os.read(r, 65536)
+    if not b:
+        break
+    out += b
+p.wait()
+sys.stdout.write(out.decode(errors="replace").lstrip("x"))
+sys.exit(p.returncode)
+PY
+	rc=$?
+	assert_eq 2 "$rc" "exit of the swapped copy: $(cat "$E2E_TMP/swap.out")"
+	assert_contains "$(cat "$E2E_TMP/swap.out")" "refusing to write here"
+	assert_same_file "$R/pristine" "$IMG" "the image after the swap"
+	rm -f "$R/swapped"'
+
+case_ "interrupted while a FIFO image waits for its writer" eval '
+	rm -f "$R/fifo"; mkfifo "$R/fifo"
+	"$BMAPTK" copy --bmap "$IMG.bmap" "$R/fifo" "$R/o" 2>"$E2E_TMP/f.err" &
+	pid=$!; sleep 0.5; kill -INT $pid; wait $pid; rc=$?
+	assert_eq 130 "$rc" "exit: $(cat "$E2E_TMP/f.err")"
+	assert_contains "$(cat "$E2E_TMP/f.err")" "interrupted"
+	"$BMAPTK" create "$IMG" -o "$R/fifo" 2>"$E2E_TMP/f.err" &
+	pid=$!; sleep 0.5; kill -TERM $pid; wait $pid; rc=$?
+	assert_eq 130 "$rc" "create -o FIFO: $(cat "$E2E_TMP/f.err")"'
+
+if [ "$(id -u)" != 0 ] || ! command -v losetup >/dev/null; then
+	skip_case "loop device cases need root"
+elif e2e_losetup DEV "$IMG" && e2e_losetup DEV2 "$IMG" &&
+	e2e_losetup DEVOFF -o 4096 "$IMG"; then
 	case_ "copy img /dev/loopN backed by img" refused "loop backed by the image" \
 		copy "$IMG" "$DEV"
 	case_ "copy /dev/loopN /dev/loopN" refused "device onto itself" \
 		copy --bmap "$IMG.bmap" "$DEV" "$DEV"
+	case_ "copy /dev/loopN img (its backing file)" refused "the backing file" \
+		copy --bmap "$IMG.bmap" "$DEV" "$IMG"
+	case_ "copy loop-at-4K loop-on-the-same-file" refused "two loops, one file" \
+		copy --nobmap "$DEVOFF" "$DEV2"
+	case_ "two DESTs, two loop devices on one file" eval '
+		cp "$IMG" "$R/other"
+		bm 2 copy --bmap "$IMG.bmap" "$R/other" "$DEV" "$DEV2"
+		assert_contains "$RUN_ERR" "same destination"'
+	case_ "create -o a block device" refused "create onto a device" \
+		create "$IMG" -o "$DEV"
+	# The image on a mounted file system whose loop device's file is DEST.
+	mkdir "$R/mnt"
+	truncate -s 96M "$R/fs.ext4"
+	if mkfs.ext4 -q -F "$R/fs.ext4" >/dev/null 2>&1 &&
+		e2e_losetup FSDEV "$R/fs.ext4" &&
+		e2e_mount -o noatime "$FSDEV" "$R/mnt" &&
+		cp "$IMG" "$IMG.bmap" "$R/mnt/" && sync &&
+		e2e_losetup FSDEV2 "$R/fs.ext4"; then
+		sha=$(sha256sum <"$R/fs.ext4")
+		for d in "$R/fs.ext4" "$FSDEV" "$FSDEV2"; do
+			case_ "image on a file system backed by DEST ($d)" eval '
+				bm 2 copy "$R/mnt/disk.img" "$d"
+				assert_contains "$RUN_ERR" "refusing"
+				assert_eq "$sha" "$(sha256sum <"$R/fs.ext4")" "the file system"'
+		done
+	else
+		skip_case "cannot make a mounted ext4 on a loop device"
+	fi
 else
-	skip_case "loop device cases need root and a free loop device"
+	skip_case "no free loop device"
 fi
 cases_done "no destination can be an input"

@@ -48,7 +48,7 @@ fails_with 2 "-o" -- "$BMAPTK" create "$FS/small.img" -o
 assert_dir_entries "$T" fifo "usage errors"
 
 # A failed create leaves an existing -o file alone, and no temporary file.
-OLD='<?xml version="1.0" ?><!-- old bmap -->'
+OLD='<?xml version="1.0" ?><bmap version="2.0"><!-- old --></bmap>'
 echo "$OLD" >"$T/keep.bmap"
 fails_with 2 "$T/missing.img" -- \
 	"$BMAPTK" create "$T/missing.img" -o "$T/keep.bmap"

@@ -247,7 +247,7 @@ create_signals() {
 	assert_dir_entries "$dir" "" "create, SIGINT: neither X nor a temporary file"
 	# SIGTERM: an X that existed stays as it was.
 	x=$dir/old.bmap
-	old='<?xml version="1.0" ?><!-- old bmap -->'
+	old='<?xml version="1.0" ?><bmap version="2.0"><!-- old --></bmap>'
 	printf '%s\n' "$old" >"$x"
 	start_create "$x"
 	kill -TERM "$BG_PID"

@@ -222,7 +222,8 @@ EOF
 	copy_fails --bmap "$IMG.bmap" "$U/missing.raw"
 	assert_contains "$RUN_ERR" "error: $shown/missing.raw: not found" \
 		"missing over sftp"
-	# A host key that is not the server's: refused, unless --insecure.
+	# A host key that is not the server's: refused, also with --insecure
+	# (about TLS certificates only; remote_security.sh has more).
 	ssh-keygen -q -t ed25519 -N '' -f "$S/other_key" || fail "ssh-keygen"
 	echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$S/other_key.pub")" \
 		>"$E2E_TMP/home/.ssh/known_hosts"
@@ -233,7 +234,9 @@ EOF
 	copy_fails "$U/img.raw"
 	assert_contains "$RUN_ERR" "the server's SSH host key is not in ~/.ssh/known_hosts" \
 		"unknown host key"
-	copy_ok --insecure "$U/img.raw.gz"
+	copy_fails --insecure "$U/img.raw.gz"
+	assert_contains "$RUN_ERR" "the server's SSH host key is not in ~/.ssh/known_hosts" \
+		"unknown host key with --insecure"
 }
 sftp_case
 note "all cases passed"

@@ -46,6 +46,9 @@ case; state ("once") is kept per prefix, so give each case its own ID:
       weak          the ETag is weak (W/"...")
       stallcut=K    every GET body goes silent after K bytes (60 s)
     /tok/PATH       403 unless the query has token=x
+    /to/SCHEME/PORT/PATH
+                    302 to SCHEME://127.0.0.1:PORT/PATH (the query kept),
+                    SCHEME as given: a redirect to another server
     /auth/PATH      401 unless Basic credentials user:secret
 
 With --mute the server is no HTTP server at all: it accepts TCP
@@ -141,6 +144,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.stall_silently()
         if "redirloop" in faults:
             return self.plain(302, "again", [("Location", self.path)])
+        if path.startswith("/to/"):
+            parts = path.split("/", 4)
+            if len(parts) < 5:
+                return self.plain(400, "bad redirect path")
+            target = "%s://127.0.0.1:%s/%s" % (parts[2], parts[3], parts[4])
+            if url.query:
+                target += "?" + url.query
+            return self.plain(302, "moved", [("Location", target)])
         if path.startswith("/tok/"):
             if "token=x" not in url.query.split("&"):
                 return self.plain(403, "no token")
