@@ -53,24 +53,6 @@ BMAP=$IMG.bmap
 OUT=$E2E_TMP/out
 mkdir "$OUT"
 
-# start_server NAME [ARGS...]: remote_server.py in the background; sets
-# PORT_<NAME>; its log is $E2E_TMP/NAME.log.
-start_server() {
-	local name=$1 i pid
-	shift
-	"$PYTHON" "$SERVER" --dir "$D" --port-file "$E2E_TMP/$name.port" \
-		--log "$E2E_TMP/$name.log" "$@" 2>"$E2E_TMP/$name.err" &
-	pid=$!
-	on_exit "kill $pid; wait $pid"
-	for ((i = 0; i < 100; i++)); do
-		[ -s "$E2E_TMP/$name.port" ] && break
-		kill -0 "$pid" 2>/dev/null ||
-			skip "the test server did not start: $(cat "$E2E_TMP/$name.err")"
-		sleep 0.1
-	done
-	[ -s "$E2E_TMP/$name.port" ] || skip "the test server did not start"
-	printf -v "PORT_$name" '%s' "$(cat "$E2E_TMP/$name.port")"
-}
 start_server http
 start_server mute --mute
 # PORT_http and PORT_mute are set by start_server.

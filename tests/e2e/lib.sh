@@ -183,6 +183,27 @@ e2e_ext4_dir() {
 	printf -v "$var" '%s' "$mnt"
 }
 
+# start_server NAME [ARGS...]: tests/e2e/remote_server.py ($SERVER),
+# serving the directory $D on 127.0.0.1, in the background until exit;
+# sets PORT_<NAME>. Its log is $E2E_TMP/NAME.log; a server that does not
+# start skips the test.
+start_server() {
+	local name=$1 i pid
+	shift
+	"$PYTHON" "$SERVER" --dir "$D" --port-file "$E2E_TMP/$name.port" \
+		--log "$E2E_TMP/$name.log" "$@" 2>"$E2E_TMP/$name.err" &
+	pid=$!
+	on_exit "kill $pid; wait $pid"
+	for ((i = 0; i < 100; i++)); do
+		[ -s "$E2E_TMP/$name.port" ] && break
+		kill -0 "$pid" 2>/dev/null ||
+			skip "the test server did not start: $(cat "$E2E_TMP/$name.err")"
+		sleep 0.1
+	done
+	[ -s "$E2E_TMP/$name.port" ] || skip "the test server did not start"
+	printf -v "PORT_$name" '%s' "$(cat "$E2E_TMP/$name.port")"
+}
+
 # require_cmd CMD...: skip the whole test unless every CMD is installed.
 require_cmd() {
 	local c

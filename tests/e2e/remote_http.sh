@@ -85,24 +85,6 @@ openssl req -x509 -newkey rsa:2048 -nodes -keyout "$C/ca.key" \
 	make_cert wrong "DNS:wrong.example" ||
 	fail "openssl could not make the certificates: $(cat "$C/log")"
 
-# start_server NAME [ARGS...]: run remote_server.py in the background;
-# sets PORT_<NAME>. Its log is $E2E_TMP/NAME.log.
-start_server() {
-	local name=$1 i pid
-	shift
-	"$PYTHON" "$SERVER" --dir "$D" --port-file "$E2E_TMP/$name.port" \
-		--log "$E2E_TMP/$name.log" "$@" 2>"$E2E_TMP/$name.err" &
-	pid=$!
-	on_exit "kill $pid; wait $pid"
-	for ((i = 0; i < 100; i++)); do
-		[ -s "$E2E_TMP/$name.port" ] && break
-		kill -0 "$pid" 2>/dev/null ||
-			skip "the test server did not start: $(cat "$E2E_TMP/$name.err")"
-		sleep 0.1
-	done
-	[ -s "$E2E_TMP/$name.port" ] || skip "the test server did not start"
-	printf -v "PORT_$name" '%s' "$(cat "$E2E_TMP/$name.port")"
-}
 start_server http
 start_server https --cert "$C/good.pem" --key "$C/good.key"
 start_server wrong --cert "$C/wrong.pem" --key "$C/wrong.key"

@@ -72,24 +72,6 @@ openssl req -x509 -newkey rsa:2048 -nodes -keyout "$C/key.pem" \
 	-addext "subjectAltName=IP:127.0.0.1" 2>"$C/log" ||
 	fail "openssl could not make the certificate: $(cat "$C/log")"
 
-# start_server NAME [ARGS...]: remote_server.py in the background; sets
-# PORT_<NAME>; its log is $E2E_TMP/NAME.log.
-start_server() {
-	local name=$1 i pid
-	shift
-	"$PYTHON" "$SERVER" --dir "$D" --port-file "$E2E_TMP/$name.port" \
-		--log "$E2E_TMP/$name.log" "$@" 2>"$E2E_TMP/$name.err" &
-	pid=$!
-	on_exit "kill $pid; wait $pid"
-	for ((i = 0; i < 100; i++)); do
-		[ -s "$E2E_TMP/$name.port" ] && break
-		kill -0 "$pid" 2>/dev/null ||
-			skip "the test server did not start: $(cat "$E2E_TMP/$name.err")"
-		sleep 0.1
-	done
-	[ -s "$E2E_TMP/$name.port" ] || skip "the test server did not start"
-	printf -v "PORT_$name" '%s' "$(cat "$E2E_TMP/$name.port")"
-}
 start_server http
 start_server https --cert "$C/cert.pem" --key "$C/key.pem"
 # shellcheck disable=SC2154 # set by start_server
