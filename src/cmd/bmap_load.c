@@ -169,7 +169,9 @@ static int check_signature(const char *bmap_path, char **data, size_t *len,
 	if (!rc && !cli.sig.no_verify)
 		rc = judge(sigs, nsigs, shown(sig ? sig_path : bmap_path), err);
 	if (!rc)
-		cli.sig_state = cli.sig.no_verify ? "not-checked" : "verified";
+		cli.sig_state = cli.sig.no_verify ? "not-checked"
+				: nsigs		  ? "verified"
+						  : "none";
 	if (!rc && clear) {
 		free(*data);
 		*data = plain;

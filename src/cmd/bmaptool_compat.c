@@ -481,8 +481,11 @@ static int parse_globals(int argc, char **argv, struct translation *t)
 static void debug_command_line(const struct translation *t)
 {
 	fprintf(stderr, "bmaptool: running: bmaptk");
-	for (int i = 0; i < t->argc; i++)
-		fprintf(stderr, " %s", t->argv[i]);
+	for (int i = 0; i < t->argc; i++) {
+		char *shown = bmaptk_redact(t->argv[i]); /* URL passwords */
+		fprintf(stderr, " %s", shown ? shown : "(out of memory)");
+		free(shown);
+	}
 	fputc('\n', stderr);
 }
 

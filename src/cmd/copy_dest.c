@@ -8,13 +8,28 @@
 #include "events.h"
 #include "util.h"
 
+/* Whether a path that does not exist would be made in /dev's own file
+ * system (devtmpfs; not /dev/shm, a tmpfs of its own). */
+static int under_dev(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = slash ? strndup(path, (size_t)(slash - path + 1)) : NULL;
+	struct stat sd, sdev;
+	int in = !stat(dir ? dir : ".", &sd) && !stat("/dev", &sdev) &&
+		 sd.st_dev == sdev.st_dev;
+
+	free(dir);
+	return in;
+}
+
 int dest_precheck(const struct copy_args *a, const char *path)
 {
 	struct stat st;
 
-	/* A card that was not detected must not become a file in /dev. */
-	if (!strncmp(path, "/dev/", 5) && !strchr(path + 5, '/') &&
-	    stat(path, &st) < 0 && errno == ENOENT && !a->force) {
+	/* A card that was not detected must not become a file in /dev (by
+	 * any spelling: //dev/sdz, /dev/./sdz, /dev/disk/by-id/usb-...). */
+	if (stat(path, &st) < 0 && errno == ENOENT && !a->force &&
+	    under_dev(path)) {
 		cli_error("%s: no such device; was the card detected? (use "
 			  "--force to create a regular file there)",
 			  path);

@@ -1,11 +1,14 @@
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/loop.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -76,24 +79,87 @@ static int devices_overlap(dev_t a, dev_t b)
 	return a == b || disk_of(a) == b || disk_of(b) == a;
 }
 
-/* The file behind a loop device (or a partition of one), from sysfs. */
-static int loop_backing(dev_t dev, struct stat *st)
+/* The /dev node of a block device, by its kernel name in sysfs. */
+static int dev_node(dev_t dev, char *buf, size_t len)
 {
-	char path[96], file[PATH_MAX];
+	char path[64], *real;
+	const char *name;
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u", major(dev),
+		 minor(dev));
+	if (!(real = realpath(path, NULL)))
+		return 0;
+	name = strrchr(real, '/');
+	snprintf(buf, len, "/dev/%s", name ? name + 1 : real);
+	free(real);
+	return stat(buf, &st) == 0 && S_ISBLK(st.st_mode) && st.st_rdev == dev;
+}
+
+/* What backs a loop device (or a partition of one): a file as (dev, ino)
+ * from LOOP_GET_STATUS64, which names the very inode even when its path
+ * was unlinked or holds a newline; a block device by the path sysfs
+ * gives (the ioctl would only name its /dev node). 0: not a loop. */
+static int loop_backing(dev_t dev, struct storage_id *out)
+{
+	char node[PATH_MAX], path[96], file[PATH_MAX];
+	struct loop_info64 info;
+	struct stat st;
 	FILE *f;
-	int ok;
+	int fd, ok;
 
 	dev = disk_of(dev);
-	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/loop/backing_file",
-		 major(dev), minor(dev));
-	if (!(f = fopen(path, "re")))
+	if (!dev_node(dev, node, sizeof(node)) ||
+	    (fd = open(node, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
 		return 0;
-	ok = fgets(file, sizeof(file), f) != NULL;
-	fclose(f);
+	ok = ioctl(fd, LOOP_GET_STATUS64, &info) == 0;
+	close(fd);
 	if (!ok)
 		return 0;
-	file[strcspn(file, "\n")] = '\0';
-	return stat(file, st) == 0;
+	out->is_blk = 0;
+	out->dev = (dev_t)info.lo_device;
+	out->ino = (ino_t)info.lo_inode;
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/loop/backing_file",
+		 major(dev), minor(dev));
+	if ((f = fopen(path, "re"))) {
+		if (fgets(file, sizeof(file), f)) {
+			file[strcspn(file, "\n")] = '\0';
+			if (stat(file, &st) == 0 && S_ISBLK(st.st_mode) &&
+			    st.st_dev == out->dev && st.st_ino == out->ino) {
+				out->is_blk = 1;
+				out->rdev = st.st_rdev;
+			}
+		}
+		fclose(f);
+	}
+	return 1;
+}
+
+/* The block device under a file system with an anonymous device number
+ * (btrfs, ...): its mount source, if that is a device. */
+static void anon_sources(dev_t dev, void (*found)(void *ctx, dev_t dev),
+			 void *ctx)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t cap = 0;
+
+	if (!f)
+		return;
+	while (getline(&line, &cap, f) > 0) {
+		unsigned maj, min;
+		char *sep = strstr(line, " - "), source[PATH_MAX];
+		struct stat st;
+		if (sscanf(line, "%*s %*s %u:%u", &maj, &min) != 2 ||
+		    makedev(maj, min) != dev || !sep ||
+		    sscanf(sep + 3, "%*s %4095s", source) != 1)
+			continue;
+		if (source[0] == '/' && !stat(source, &st) &&
+		    S_ISBLK(st.st_mode))
+			found(ctx, st.st_rdev);
+	}
+	free(line);
+	fclose(f);
 }
 
 struct id_list {
@@ -107,30 +173,58 @@ static void push(struct id_list *l, const struct storage_id *id)
 		l->v[l->n++] = *id;
 }
 
-/* id and what backs it: a loop device's file (and, for inputs, what holds
- * that file, and so on). */
+static void expand(struct id_list *l, struct storage_id id, int holders,
+		   int depth);
+
+struct anon_ctx {
+	struct id_list *l;
+	struct storage_id id;
+	int depth;
+};
+
+static void on_anon_source(void *ctx, dev_t dev)
+{
+	struct anon_ctx *a = ctx;
+	struct storage_id id = a->id;
+
+	id.is_blk = 1;
+	id.rdev = dev;
+	if (major(dev) != 0) {
+		expand(a->l, id, 1, a->depth + 1);
+	} else if (a->depth + 1 < MAX_DEPTH) {
+		/* A layer on another anonymous device. */
+		struct anon_ctx deeper = {a->l, a->id, a->depth + 1};
+		anon_sources(dev, on_anon_source, &deeper);
+	}
+}
+
+/* id and what backs it: a loop device's file or device (and, for inputs,
+ * what holds that file, and so on). */
 static void expand(struct id_list *l, struct storage_id id, int holders,
 		   int depth)
 {
-	struct stat st;
+	struct storage_id back;
 
 	push(l, &id);
 	if (depth >= MAX_DEPTH)
 		return;
 	id.direct = 0;
 	if (id.is_blk) {
-		if (!loop_backing(id.rdev, &st))
+		if (!loop_backing(id.rdev, &back))
 			return;
-		id.is_blk = 0;
-		id.dev = st.st_dev;
-		id.ino = st.st_ino;
-		expand(l, id, holders, depth + 1);
+		back.direct = 0;
+		back.input = id.input;
+		expand(l, back, holders, depth + 1);
 	} else if (holders && major(id.dev) != 0) {
-		/* The device of the file system the file is on (not an
-		 * anonymous one such as tmpfs's). */
+		/* The device of the file system the file is on. */
 		id.is_blk = 1;
 		id.rdev = id.dev;
 		expand(l, id, holders, depth + 1);
+	} else if (holders) {
+		/* tmpfs, overlayfs, btrfs: an anonymous device; follow
+		 * what the mount is made of, if anything. */
+		struct anon_ctx a = {l, id, depth};
+		anon_sources(id.dev, on_anon_source, &a);
 	}
 }
 
@@ -187,6 +281,70 @@ static int same_storage(const struct storage_id *a, const struct storage_id *b)
 			 : a->dev == b->dev && a->ino == b->ino;
 }
 
+/* Where a device (or a partition of it) is mounted; 0 if it is not. */
+static int mounted_at(dev_t dev, char where[PATH_MAX])
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t cap = 0;
+	int found = 0;
+
+	if (!f)
+		return 0;
+	while (!found && getline(&line, &cap, f) > 0) {
+		unsigned maj, min;
+		if (sscanf(line, "%*s %*s %u:%u %*s %4095s", &maj, &min,
+			   where) == 3 &&
+		    major(makedev(maj, min)) != 0 &&
+		    disk_of(makedev(maj, min)) == dev)
+			found = 1;
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+/* A file or device that backs a mounted loop device holds a live file
+ * system, whatever this copy reads (the image may sit on an overlay over
+ * it, where device numbers say nothing). */
+static int backs_mounted_loop(const struct storage_id *id, dev_t self,
+			      const char *dest, struct bmaptk_error *err)
+{
+	DIR *d = opendir("/sys/block");
+	struct dirent *de;
+	int rc = 0;
+
+	if (!d)
+		return 0;
+	while (!rc && (de = readdir(d))) {
+		char path[300], line[32], where[PATH_MAX];
+		struct storage_id back;
+		unsigned maj, min;
+		FILE *f;
+		int ok;
+		if (strncmp(de->d_name, "loop", 4))
+			continue;
+		snprintf(path, sizeof(path), "/sys/block/%s/dev", de->d_name);
+		if (!(f = fopen(path, "re")))
+			continue;
+		ok = fgets(line, sizeof(line), f) &&
+		     sscanf(line, "%u:%u", &maj, &min) == 2;
+		fclose(f);
+		/* DEST itself mounted is the block-device sink's to say. */
+		if (!ok || makedev(maj, min) == self ||
+		    !loop_backing(makedev(maj, min), &back) ||
+		    !same_storage(&back, id) ||
+		    !mounted_at(makedev(maj, min), where))
+			continue;
+		rc = bmaptk_set_error(err, BMAPTK_ERR_USAGE, EBUSY,
+				      "%s: refusing to write here: it backs "
+				      "/dev/%s, which is mounted on %s",
+				      dest, de->d_name, where);
+	}
+	closedir(d);
+	return rc;
+}
+
 static int refuse_stat(const struct input_ids *ids, const struct stat *st,
 		       const char *dest, struct bmaptk_error *err)
 {
@@ -196,6 +354,11 @@ static int refuse_stat(const struct input_ids *ids, const struct stat *st,
 	if (S_ISCHR(st->st_mode) || S_ISFIFO(st->st_mode))
 		return 0;
 	expand(&l, id_of(st), 0, 0);
+	for (size_t d = 0; d < l.n; d++)
+		if (backs_mounted_loop(&mine[d],
+				       S_ISBLK(st->st_mode) ? st->st_rdev : 0,
+				       dest, err))
+			return err->status;
 	for (size_t d = 0; d < l.n; d++)
 		for (size_t i = 0; i < ids->n; i++) {
 			const struct storage_id *in = &ids->v[i];

@@ -35,7 +35,7 @@ static int open_image(const char *image, int *fd, struct stat *st,
 				 shown ? shown : "the image");
 		free(shown);
 		*fd = -1;
-		return err->status;
+		return BMAPTK_ERR_USAGE;
 	}
 	/* O_NONBLOCK: a FIFO given as IMAGE must be refused, not waited on. */
 	*fd = open(image, O_RDONLY | O_CLOEXEC | O_NONBLOCK);

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,48 +25,113 @@ void registry_close_handle(void *handle)
  * ssh decides for its keys and sudo for its plugins: the file and every
  * directory above it must be owned by root or by us, and not writable by
  * group or others (a directory only with the sticky bit, like /tmp).
- * Relative names are refused: they mean whatever directory we run in.
- * Returns 0, or -1 with the reason in err. */
-static int trusted_path(const char *path, struct bmaptk_error *err)
+ * Relative names are refused: they mean whatever directory we run in. */
+static const char *untrusted(const struct stat *st)
 {
-	char *p, *slash;
-	struct stat st;
-	const char *what = NULL;
+	if (st->st_uid != 0 && st->st_uid != geteuid())
+		return "owned by another user";
+	if ((st->st_mode & (S_IWGRP | S_IWOTH)) &&
+	    !(S_ISDIR(st->st_mode) && (st->st_mode & S_ISVTX)))
+		return "writable by group or others";
+	return NULL;
+}
 
-	if (path[0] != '/') {
-		bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
-				 "%s: not loading plugins from a relative "
-				 "path (it depends on the working directory)",
-				 path);
-		return -1;
-	}
-	if (!(p = realpath(path, NULL)) && errno == ENOENT)
-		return 0; /* nothing to load: dlopen says so */
-	if (!p) {
-		bmaptk_set_error(err, BMAPTK_ERR_USAGE, errno, "%s: %s", path,
-				 strerror(errno));
-		return -1;
-	}
-	/* p, then each directory above it, up to "/". */
+/* real (a resolved path, changed in place), then each directory above
+ * it up to "/", must be trusted. Returns 0, or -1 with err set. */
+static int trusted_chain(const char *path, char *real, struct bmaptk_error *err)
+{
+	const char *what = NULL;
+	struct stat st;
+	char *slash;
+
 	for (;;) {
-		if (lstat(p, &st))
+		if (lstat(real, &st))
 			what = strerror(errno);
-		else if (st.st_uid != 0 && st.st_uid != geteuid())
-			what = "owned by another user";
-		else if ((st.st_mode & (S_IWGRP | S_IWOTH)) &&
-			 !(S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX)))
-			what = "writable by group or others";
-		if (what || !strcmp(p, "/"))
+		else
+			what = untrusted(&st);
+		if (what || !strcmp(real, "/"))
 			break;
-		slash = strrchr(p, '/');
-		slash[slash == p] = '\0'; /* "/usr" -> "/" */
+		slash = strrchr(real, '/');
+		slash[slash == real] = '\0'; /* "/usr" -> "/" */
 	}
 	if (what)
 		bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
 				 "%s: not loading plugins from here: %s is %s",
-				 path, p, what);
-	free(p);
+				 path, real, what);
 	return what ? -1 : 0;
+}
+
+static int refuse_relative(const char *path, struct bmaptk_error *err)
+{
+	if (path[0] == '/')
+		return 0;
+	bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
+			 "%s: not loading plugins from a relative path (it "
+			 "depends on the working directory)",
+			 path);
+	return -1;
+}
+
+/* A directory to load plugins from: checked once, for one warning. */
+static int trusted_dir(const char *dir, struct bmaptk_error *err)
+{
+	char *real;
+	int rc;
+
+	if (refuse_relative(dir, err))
+		return -1;
+	if (!(real = realpath(dir, NULL))) {
+		bmaptk_set_error(err, BMAPTK_ERR_USAGE, errno, "%s: %s", dir,
+				 strerror(errno));
+		return -1;
+	}
+	rc = trusted_chain(dir, real, err);
+	free(real);
+	return rc;
+}
+
+/* Open a plugin file for loading: the descriptor is what gets checked
+ * and what dlopen maps (through /proc/self/fd), so swapping a name after
+ * the check cannot bring in another file. Returns the fd, or -1. */
+static int open_trusted(const char *path, struct bmaptk_error *err)
+{
+	char link[64], real[PATH_MAX];
+	const char *what;
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	if (refuse_relative(path, err))
+		return -1;
+	/* O_NONBLOCK: a FIFO named x.so must not hang the start. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		bmaptk_set_error(err, BMAPTK_ERR_USAGE, errno,
+				 "%s: not a loadable plugin: %s", path,
+				 strerror(errno));
+		return -1;
+	}
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode))
+		what = "not a regular file";
+	else if ((what = untrusted(&st)))
+		;
+	else if ((n = readlink(link, real, sizeof(real) - 1)) <= 0 ||
+		 real[0] != '/')
+		what = "of unknown location (no /proc?)";
+	if (what) {
+		bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
+				 "%s: not loading plugins from here: it is %s",
+				 path, what);
+		close(fd);
+		return -1;
+	}
+	real[n] = '\0';
+	if (trusted_chain(path, real, err)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 #ifdef BMAPTK_STATIC
@@ -99,23 +165,36 @@ static int already_loaded(const struct bmaptk_registry *reg, const char *path)
 	return seen;
 }
 
+static void unload(void *handle, int fd)
+{
+	dlclose(handle);
+	close(fd);
+}
+
 int bmaptk_registry_load_plugin(struct bmaptk_registry *reg, const char *path,
 				struct bmaptk_error *err)
 {
 	const struct bmaptk_module *const *mods;
 	bmaptk_plugin_entry_fn entry;
+	char by_fd[64];
 	void *handle;
+	int fd;
 	int added = 0;
 
 	if (already_loaded(reg, path))
 		return 0;
-	if (trusted_path(path, err))
+	if ((fd = open_trusted(path, err)) < 0)
 		return -1;
-	handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	snprintf(by_fd, sizeof(by_fd), "/proc/self/fd/%d", fd);
+	/* The descriptor stays open while the plugin is mapped: the loader
+	 * knows objects by name, and a reused fd number would name the
+	 * plugin loaded before. */
+	handle = dlopen(by_fd, RTLD_NOW | RTLD_LOCAL);
 	if (!handle) {
 		bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
 				 "%s: not a loadable plugin: %s", path,
 				 dlerror());
+		close(fd);
 		return -1;
 	}
 	*(void **)&entry = dlsym(handle, BMAPTK_PLUGIN_ENTRY_NAME);
@@ -123,7 +202,7 @@ int bmaptk_registry_load_plugin(struct bmaptk_registry *reg, const char *path,
 		bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
 				 "%s: not a bmaptk plugin (no %s symbol)", path,
 				 BMAPTK_PLUGIN_ENTRY_NAME);
-		dlclose(handle);
+		unload(handle, fd);
 		return -1;
 	}
 	mods = entry(BMAPTK_ABI_VERSION);
@@ -132,7 +211,7 @@ int bmaptk_registry_load_plugin(struct bmaptk_registry *reg, const char *path,
 		    err, BMAPTK_ERR_USAGE, 0,
 		    "%s: the plugin does not support ABI version %d", path,
 		    BMAPTK_ABI_VERSION);
-		dlclose(handle);
+		unload(handle, fd);
 		return -1;
 	}
 	/* Check every descriptor before registering any of them. */
@@ -143,7 +222,7 @@ int bmaptk_registry_load_plugin(struct bmaptk_registry *reg, const char *path,
 					 "this bmaptk has ABI version %d",
 					 path, mods[i]->abi_version,
 					 BMAPTK_ABI_VERSION);
-			dlclose(handle);
+			unload(handle, fd);
 			return -1;
 		}
 	}
@@ -181,7 +260,7 @@ int bmaptk_registry_load_dir(struct bmaptk_registry *reg, const char *dir,
 
 	if (!d)
 		return 0; /* a missing plugin directory is normal */
-	if (trusted_path(dir, &err)) {
+	if (trusted_dir(dir, &err)) {
 		closedir(d);
 		if (warn)
 			warn(ctx, err.message);

@@ -179,8 +179,45 @@ elif e2e_losetup DEV "$IMG" && e2e_losetup DEV2 "$IMG" &&
 				assert_contains "$RUN_ERR" "refusing"
 				assert_eq "$sha" "$(sha256sum <"$R/fs.ext4")" "the file system"'
 		done
+		# A loop device on that loop device (and two DESTs on it).
+		if e2e_losetup LOOPLOOP "$FSDEV"; then
+			case_ "loop on the loop holding the image's file system" eval '
+				bm 2 copy "$R/mnt/disk.img" "$LOOPLOOP"
+				assert_contains "$RUN_ERR" "refusing to write here"
+				assert_eq "$sha" "$(sha256sum <"$R/fs.ext4")" "the file system"
+				bm 2 copy "$IMG" "$FSDEV2" "$LOOPLOOP"
+				assert_contains "$RUN_ERR" "which is mounted on"'
+		fi
+		# An overlay over that file system: its files have their own
+		# device numbers, so the mounted loop's file is refused as such.
+		mkdir -p "$R/up" "$R/wk" "$R/ov" "$R/mnt/lower"
+		cp "$IMG" "$IMG.bmap" "$R/mnt/lower/" && sync
+		sha=$(sha256sum <"$R/fs.ext4")
+		if e2e_mount -t overlay overlay \
+			-o "lowerdir=$R/mnt/lower,upperdir=$R/up,workdir=$R/wk" \
+			"$R/ov"; then
+			case_ "image on an overlay over a loop, DEST its file" eval '
+				bm 2 copy "$R/ov/disk.img" "$R/fs.ext4"
+				assert_contains "$RUN_ERR" "which is mounted on"
+				assert_eq "$sha" "$(sha256sum <"$R/fs.ext4")" "the file system"'
+		else
+			skip_case "no overlayfs here"
+		fi
 	else
 		skip_case "cannot make a mounted ext4 on a loop device"
+	fi
+	# Backing files named with a newline, and by a link whose first name
+	# was removed: the loop's inode is compared, not its path.
+	nl=$R/$'nl\nimg'
+	cp "$IMG" "$nl" && cp "$IMG" "$R/del1" && ln "$R/del1" "$R/del2"
+	if e2e_losetup NLDEV "$nl" && e2e_losetup DELDEV "$R/del1"; then
+		rm "$R/del1"
+		case_ "loop on a file whose name has a newline" eval '
+			bm 2 copy --bmap "$IMG.bmap" "$nl" "$NLDEV"
+			assert_contains "$RUN_ERR" "shares storage"'
+		case_ "loop on a file known by another name now" eval '
+			bm 2 copy --bmap "$IMG.bmap" "$R/del2" "$DELDEV"
+			assert_contains "$RUN_ERR" "shares storage"'
 	fi
 else
 	skip_case "no free loop device"
