@@ -98,6 +98,26 @@ static size_t count_options(const struct cli_option *o)
 	return n;
 }
 
+/* text after a 27-column option column, wrapped at 80 columns (serial
+ * consoles have no more). */
+static void print_wrapped(const char *text, int indent, FILE *out)
+{
+	int col = indent;
+
+	while (*text) {
+		size_t word = strcspn(text, " ");
+		if (col > indent && col + 1 + (int)word > 80) {
+			fprintf(out, "\n%*s", indent - 1, "");
+			col = indent;
+		}
+		fprintf(out, " %.*s", (int)word, text);
+		col += 1 + (int)word;
+		text += word;
+		text += strspn(text, " ");
+	}
+	fputc('\n', out);
+}
+
 static void print_options(const struct cli_option *o, FILE *out)
 {
 	for (; o && o->name; o++) {
@@ -109,7 +129,8 @@ static void print_options(const struct cli_option *o, FILE *out)
 		else
 			snprintf(left, sizeof(left), "    --%s%s%s", o->name,
 				 o->arg ? " " : "", o->arg ? o->arg : "");
-		fprintf(out, "  %-24s %s\n", left, o->help);
+		fprintf(out, "  %-24s", left);
+		print_wrapped(o->help, 27, out);
 	}
 }
 
@@ -189,8 +210,8 @@ int cli_parse(const struct cmd *cmd, int argc, char **argv,
 	size_t n;
 	const struct cli_option **all = all_options(cmd, &n);
 	struct option *lo = calloc(n + 1, sizeof(*lo));
-	char shorts[128] = "";
-	size_t sl = 0;
+	char shorts[128] = ":"; /* ':' tells a missing argument apart */
+	size_t sl = 1;
 	int c, idx, rc = 0;
 
 	if (!all || !lo) {
@@ -217,9 +238,14 @@ int cli_parse(const struct cmd *cmd, int argc, char **argv,
 		for (size_t i = 0; i < n && !o; i++)
 			if (c == 1000 + (int)i || c == all[i]->short_name)
 				o = all[i];
-		if (!o) {
-			cli_error("%s: bad or incomplete option '%s' (see "
+		if (c == ':') {
+			cli_error("%s: option '%s' needs an argument (see "
 				  "bmaptk %s --help)",
+				  cmd->name, argv[optind - 1], cmd->name);
+			rc = -1;
+		} else if (!o) {
+			cli_error("%s: unknown option '%s' (see bmaptk %s "
+				  "--help)",
 				  cmd->name, argv[optind - 1], cmd->name);
 			rc = -1;
 		} else if (is_in(o, common_options)) {
@@ -231,6 +257,10 @@ int cli_parse(const struct cmd *cmd, int argc, char **argv,
 		} else if (on_option(o, optarg, ctx)) {
 			rc = -1;
 		}
+	}
+	if (!rc && cli.quiet && cli.debug) {
+		cli_error("-q and -d cannot be used together");
+		rc = -1;
 	}
 	free(lo);
 	free(all);

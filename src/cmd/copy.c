@@ -278,7 +278,7 @@ static void summarize(const char *image, const struct bmaptk_copy_stats *st,
 			snprintf(where, sizeof(where),
 				 "%zu of %zu destinations", ok, n);
 		cli_info("copied %s to %s%s: image %s, mapped %s in %.2f s "
-			 "(%s/s), %zu ranges verified%s",
+			 "(%s/s), %zu range%s verified%s",
 			 image, where,
 			 !vo	    ? ""
 			 : verified ? " (nothing written, only verified)"
@@ -289,6 +289,7 @@ static void summarize(const char *image, const struct bmaptk_copy_stats *st,
 			 human_size((uint64_t)((double)st->done_bytes / secs),
 				    rate, sizeof(rate)),
 			 st->ranges_verified,
+			 st->ranges_verified == 1 ? "" : "s",
 			 verified ? "" : " (verification off)");
 		return;
 	}

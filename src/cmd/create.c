@@ -234,7 +234,7 @@ static int run(int argc, char **argv)
 const struct cmd cmd_create = {
     .name = "create",
     .summary = "write the block map of a sparse image file",
-    .usage = "[-o BMAP] [--no-checksum] IMAGE",
+    .usage = "[-o BMAP] [--no-checksum] [--scan-zeros] IMAGE",
     .description =
 	"Finds the blocks of IMAGE that hold data (FIEMAP, or\n"
 	"SEEK_DATA/SEEK_HOLE where FIEMAP is missing; set\n"

@@ -15,7 +15,8 @@ static const struct cmd *const commands[] = {
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: bmaptk [-q] [-d] [--plugin-dir DIR] COMMAND [ARGS]\n"
+		"usage: bmaptk [-q] [-d] [--json] [--plugin-dir DIR] COMMAND "
+		"[ARGS]\n"
 		"       bmaptk --version | --help | COMMAND --help\n\n"
 		"Create block maps of sparse disk images, flash images with\n"
 		"them and check flashed media.\n\ncommands:\n");
