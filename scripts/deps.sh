@@ -2,7 +2,8 @@
 # Install the Debian packages bmaptk needs, only those that are missing.
 #
 #   scripts/deps.sh build   build dependencies only
-#   scripts/deps.sh test    build + test dependencies (default)
+#   scripts/deps.sh demo    build + what scripts/demo.sh runs
+#   scripts/deps.sh test    build + demo + test dependencies (default)
 #
 # Exit status: 0 all present (or installed), 2 usage, 3 packages missing and
 # we cannot install them (not root, or apt-get failed).
@@ -17,19 +18,25 @@ BUILD_PKGS=(
 	libarchive-dev liblz4-dev liblzo2-dev            # plugins
 )
 
-# Tools the test suite and benchmarks run: reference tools, compressors,
-# image makers, helpers of tests/e2e/*.sh.
+# Tools scripts/demo.sh runs besides the build: scripts/make-sample-image.sh
+# (sfdisk, mkfs.vfat, mcopy, mkfs.ext4, openssl) and zstd. A minbase system
+# lacks all but e2fsprogs.
+DEMO_PKGS=(fdisk dosfstools mtools e2fsprogs openssl zstd)
+
+# Tools the test suite and benchmarks run (besides DEMO_PKGS): reference
+# tools, compressors, image makers, helpers of tests/e2e/*.sh.
 TEST_PKGS=(
 	bmap-tools
-	gzip pigz xz-utils bzip2 pbzip2 lbzip2 zstd isal
+	gzip pigz xz-utils bzip2 pbzip2 lbzip2 isal
 	lz4 lzop lzip ncompress zip unzip tar
-	openssl gnupg openssh-client
-	e2fsprogs fdisk dosfstools mtools util-linux squashfs-tools
+	gnupg openssh-client
+	util-linux squashfs-tools
 	android-sdk-libsparse-utils
 	time python3 python3-pyftpdlib jq curl file
 	mandoc zsh bash-completion # man page lint, completion tests
 	fiu-utils libfiu0          # injected I/O faults
 	strace                     # plugins_archive.sh: no input runs a program
+	tmux                       # progress_tty.sh: a real terminal
 	musl-tools debhelper lintian # static binary, Debian package
 	clang                        # fuzz harnesses (tests/e2e/fuzz_smoke.sh)
 	clang-tools cppcheck         # scripts/static-analysis.sh
@@ -42,7 +49,7 @@ TEST_PKGS=(
 CI_PKGS=(nginx openssh-server)
 
 usage() {
-	echo "usage: $0 [build|test]" >&2
+	echo "usage: $0 [build|demo|test]" >&2
 	exit 2
 }
 
@@ -66,8 +73,9 @@ main() {
 	local -a want missing=()
 	case $what in
 	build) want=("${BUILD_PKGS[@]}") ;;
+	demo) want=("${BUILD_PKGS[@]}" "${DEMO_PKGS[@]}") ;;
 	test)
-		want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")
+		want=("${BUILD_PKGS[@]}" "${DEMO_PKGS[@]}" "${TEST_PKGS[@]}")
 		[[ ${CI:-} != true ]] || want+=("${CI_PKGS[@]}")
 		;;
 	-h | --help) usage ;;

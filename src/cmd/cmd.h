@@ -3,6 +3,7 @@
 #ifndef BMAPTK_CMD_H
 #define BMAPTK_CMD_H
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 
@@ -76,7 +77,10 @@ extern volatile sig_atomic_t cli_interrupted;
 void cli_catch_signals(void);
 
 /* Progress on stderr: a bar on a TTY, a line per 10 % otherwise, nothing
- * with -q; optionally psplash's "PROGRESS n" on a pipe. */
+ * with -q; optionally psplash's "PROGRESS n" on a pipe. On a TTY the line
+ * fits the terminal's width (re-read on SIGWINCH) and a clock thread
+ * redraws it at least twice a second, its speed over the last seconds. */
+#define CLI_PROGRESS_SAMPLES 32
 struct cli_progress {
 	const char *what;
 	int tty;
@@ -84,6 +88,25 @@ struct cli_progress {
 	int last_step; /* last 10 % step or psplash percent printed */
 	double started, last_draw;
 	uint64_t done, total;
+	/* The terminal's side: */
+	int bar;     /* drawing the bar (TTY, not -q, --json or the alias) */
+	int width;   /* the terminal's columns */
+	int updated; /* a count came since the start */
+	int winch;   /* our SIGWINCH handler is installed (old one kept) */
+	int winch_blocked; /* in the starting thread: the clock takes it */
+	int ticking;	   /* the clock thread runs */
+	int stop;	   /* asks the clock thread to end */
+	uint64_t drawn;	   /* done as last drawn */
+	/* (time, done) at least 0.2 s apart, a ring: the speed's window. */
+	struct {
+		double t;
+		uint64_t done;
+	} samples[CLI_PROGRESS_SAMPLES];
+	unsigned nsamples, next;
+	pthread_mutex_t lock; /* the counts, the samples and drawing */
+	pthread_cond_t wake;  /* ends the clock thread's wait */
+	pthread_t clock;
+	struct sigaction old_winch;
 };
 void cli_progress_start(struct cli_progress *p, const char *what,
 			const char *psplash_pipe);
@@ -93,8 +116,9 @@ void cli_progress_end(struct cli_progress *p);
 double cli_now(void);
 
 /* The bmap: from path when given, else discovered next to image (NULL:
- * none wanted). *bmap and *bmap_path are NULL when neither is given. */
-int cli_load_bmap(const char *path, const char *image,
+ * none wanted). *bmap and *bmap_path are NULL when neither is given.
+ * nobmap_ok: the command takes --nobmap, which "not found" suggests. */
+int cli_load_bmap(const char *path, const char *image, int nobmap_ok,
 		  struct bmaptk_bmap **bmap, char **bmap_path,
 		  struct bmaptk_error *err);
 void cli_describe_bmap(const struct bmaptk_bmap *b, const char *path);
