@@ -113,6 +113,11 @@ bmaptk_registry_get(const struct bmaptk_registry *reg, size_t i,
 /* Whether the first bytes of a file are a bmap (XML or clearsigned). */
 int bmaptk_looks_like_bmap(const void *head, size_t len);
 
+/* What the first bytes of a file are, for messages: a known compressed or
+ * container format ("gzip", "xz", "bzip2", "zstd", "Android sparse image",
+ * "tar", ...), "bmap" (as bmaptk_looks_like_bmap), or NULL if unknown. */
+const char *bmaptk_format_name(const void *head, size_t len);
+
 /* Open IMAGE (a path, "-" or a URL) and wrap it in the codecs its bytes
  * call for. A bmap given as the image is refused. Nothing is read that the
  * returned stream does not deliver, so pipes and FIFOs lose no byte. */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "bmaptool_log.h"
 #include "cmd.h"
@@ -185,11 +186,103 @@ static int check_signature(const char *bmap_path, char **data, size_t *len,
 	return rc;
 }
 
-int cli_load_bmap(const char *path, const char *image,
+/* What data (a file's first bytes) looks like when it is not a bmap, for
+ * "X is not a bmap (it looks like ...)", or NULL when it may be one: a
+ * bmap, or XML of some kind, which the parser judges. */
+static const char *not_a_bmap(const char *data, size_t len, char *buf,
+			      size_t size)
+{
+	const char *name = bmaptk_format_name(data, len);
+	size_t lead = 0;
+
+	if (name && !strcmp(name, "bmap"))
+		return NULL;
+	if (name && !strcmp(name, "Android sparse image"))
+		return "an Android sparse image";
+	if (name) {
+		snprintf(buf, size, "%s data", name);
+		return buf;
+	}
+	if (len >= 3 && !memcmp(data, "\xef\xbb\xbf", 3))
+		lead = 3; /* a UTF-8 byte order mark */
+	while (lead < len && strchr(" \t\r\n", data[lead]) && data[lead])
+		lead++;
+	if (lead == len || data[lead] == '<')
+		return NULL;
+	return "a disk image";
+}
+
+static int refuse_not_bmap(const char *path, const char *like, int given,
+			   struct bmaptk_error *err)
+{
+	return bmaptk_set_error(
+	    err, BMAPTK_ERR_USAGE, 0, "%s is not a bmap (it looks like %s)%s",
+	    shown(path), like, given ? "; --bmap takes the .bmap file" : "");
+}
+
+/* After a bmap read failed for its size: what its first bytes are, if
+ * they are no bmap (a disk image given with --bmap is large). */
+static const char *head_not_a_bmap(const char *path, char *buf, size_t size)
+{
+	struct bmaptk_error err = {0};
+	struct bmaptk_stream *s =
+	    bmaptk_open_raw(cli_registry(), path, &cli.source, &err);
+	char head[4096];
+	size_t len = 0;
+	const char *like = NULL;
+
+	if (!s)
+		return NULL;
+	while (len < sizeof(head)) {
+		ssize_t n =
+		    s->ops->read(s, head + len, sizeof(head) - len, &err);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len)
+		like = not_a_bmap(head, len, buf, size);
+	s->ops->close(s);
+	return like;
+}
+
+/* Discovery found no bmap: if the image itself cannot be opened, that is
+ * the problem to report (a typo in its name, a URL that answers 404).
+ * Returns 1 when err now says so. A local path is only looked at (opening
+ * a FIFO would wait for its writer); a URL is opened, as copy would. */
+static int image_missing(const char *image, struct bmaptk_error *err)
+{
+	struct bmaptk_error probe = {0};
+	struct bmaptk_stream *s;
+	struct stat st;
+
+	if (!strcmp(image, "-"))
+		return 0;
+	if (!strstr(image, "://")) {
+		if (stat(image, &st) == 0 ||
+		    (errno != ENOENT && errno != ENOTDIR))
+			return 0;
+		bmaptk_set_error(err, BMAPTK_ERR_USAGE, ENOENT,
+				 "%s: no such file", image);
+		return 1;
+	}
+	s = bmaptk_open_raw(cli_registry(), image, &cli.source, &probe);
+	if (s) {
+		s->ops->close(s);
+		return 0;
+	}
+	*err = probe;
+	if (!err->status)
+		err->status = BMAPTK_ERR_IO;
+	return 1;
+}
+
+int cli_load_bmap(const char *path, const char *image, int nobmap_ok,
 		  struct bmaptk_bmap **bmap, char **bmap_path,
 		  struct bmaptk_error *err)
 {
-	char *data = NULL;
+	char *data = NULL, like_buf[64];
+	const char *like;
 	size_t len = 0;
 	int rc;
 
@@ -203,6 +296,9 @@ int cli_load_bmap(const char *path, const char *image,
 		    "--bmap-sig and --no-sig-verify cannot be used together");
 	if (path) {
 		rc = read_named(path, "bmap file", &data, &len, err);
+		if (rc && err->sys_errno == EFBIG &&
+		    (like = head_not_a_bmap(path, like_buf, sizeof(like_buf))))
+			rc = refuse_not_bmap(path, like, 1, err);
 		if (!rc && !(*bmap_path = strdup(path)))
 			rc = bmaptk_set_error(err, BMAPTK_ERR_IO, ENOMEM,
 					      "out of memory");
@@ -212,7 +308,17 @@ int cli_load_bmap(const char *path, const char *image,
 		if (!rc)
 			cli_info("discovered bmap file '%s'",
 				 shown(*bmap_path));
+		else if (err->sys_errno == ENOENT &&
+			 err->status == BMAPTK_ERR_USAGE &&
+			 !image_missing(image, err) && nobmap_ok) {
+			size_t used = strlen(err->message);
+			snprintf(err->message + used,
+				 sizeof(err->message) - used,
+				 ", or use --nobmap to flash without bmap");
+		}
 	}
+	if (!rc && (like = not_a_bmap(data, len, like_buf, sizeof(like_buf))))
+		rc = refuse_not_bmap(*bmap_path, like, path != NULL, err);
 	if (!rc)
 		input_ids_add(&cli.inputs, *bmap_path, "the bmap");
 	if (!rc)

@@ -210,7 +210,7 @@ static int run(int argc, char **argv)
 	bmap_opt = a.bmap			      ? a.bmap
 		   : cli_looks_like_bmap(argv[first]) ? argv[first]
 						      : NULL;
-	rc = cli_load_bmap(bmap_opt, argv[first], &bmap, &bmap_path, &err);
+	rc = cli_load_bmap(bmap_opt, argv[first], 0, &bmap, &bmap_path, &err);
 	if (rc) {
 		free(bmap_path);
 		return cli_fail(&err);

@@ -3,10 +3,14 @@
  * one decode. Everything that can be checked is checked before any DEST is
  * opened for writing. Nothing goes to stdout. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <zstd.h>
 
 #include "bmaptool_log.h"
 #include "copy_dest.h"
@@ -202,24 +206,93 @@ static int refuse_dests(char **dests, int n)
 	return 0;
 }
 
-/* A raw image shorter than its bmap says is refused before writing. */
+/* What a zstd file's first frame says it holds, from its first MiB: its
+ * content size, exact (*exact) when that frame is the whole file, else a
+ * lower bound (more frames may follow). Local files only: a stream cannot
+ * be read twice. BMAPTK_SIZE_UNKNOWN when the frame does not say. */
+static uint64_t zstd_size(const char *image, int *exact)
+{
+	size_t cap = 1u << 20;
+	unsigned char *head;
+	unsigned long long got = ZSTD_CONTENTSIZE_UNKNOWN;
+	struct stat st;
+	ssize_t n = -1;
+	int fd;
+
+	*exact = 0;
+	if (!strcmp(image, "-") || strstr(image, "://") ||
+	    (fd = open(image, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) <
+		0)
+		return BMAPTK_SIZE_UNKNOWN;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    (head = malloc(cap))) {
+		n = pread(fd, head, cap, 0);
+		if (n > 0) {
+			size_t fsize;
+			got = ZSTD_getFrameContentSize(head, (size_t)n);
+			fsize = ZSTD_findFrameCompressedSize(head, (size_t)n);
+			*exact =
+			    !ZSTD_isError(fsize) && (off_t)fsize == st.st_size;
+		}
+		free(head);
+	}
+	close(fd);
+	if (got == ZSTD_CONTENTSIZE_UNKNOWN || got == ZSTD_CONTENTSIZE_ERROR)
+		return BMAPTK_SIZE_UNKNOWN;
+	return (uint64_t)got;
+}
+
+/* A bmap that does not belong to the image is refused before writing,
+ * wherever the image's size is known before decoding: a raw file's (a
+ * URL's) size, an Android sparse image's header (a raw image made sparse
+ * is padded to its block size), a single-frame zstd file's content size
+ * (a first frame's is a lower bound). */
 static int check_image_size(const struct bmaptk_stream *img,
 			    const struct bmaptk_bmap *bmap, const char *image,
+			    const char *bmap_path, const char *location,
 			    struct bmaptk_error *err)
 {
-	uint64_t off, len;
+	uint64_t off, len, size = img->size, want;
+	int exact = 1, ok;
+	char a[32], b[32];
 
-	if (!bmap || !bmap->nranges || strcmp(img->format, "raw") ||
-	    img->size == BMAPTK_SIZE_UNKNOWN)
+	if (!bmap)
 		return 0;
-	bmaptk_range_span(bmap, &bmap->ranges[bmap->nranges - 1], &off, &len);
-	if (img->size >= off + len)
+	want = bmap->image_size;
+	if (!strcmp(img->format, "zstd"))
+		size = zstd_size(location, &exact);
+	else if (strcmp(img->format, "raw") && strcmp(img->format, "simg"))
 		return 0;
-	return bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
-				"%s: the image has %llu bytes, but the bmap "
-				"maps data up to byte %llu",
-				image, (unsigned long long)img->size,
-				(unsigned long long)(off + len));
+	if (size == BMAPTK_SIZE_UNKNOWN)
+		return 0;
+	if (!strcmp(img->format, "raw") && bmap->nranges) {
+		bmaptk_range_span(bmap, &bmap->ranges[bmap->nranges - 1], &off,
+				  &len);
+		if (size < off + len) /* cut short, as a failed download */
+			return bmaptk_set_error(
+			    err, BMAPTK_ERR_USAGE, 0,
+			    "%s: the image has %llu bytes, but the bmap maps "
+			    "data up to byte %llu",
+			    image, (unsigned long long)size,
+			    (unsigned long long)(off + len));
+	}
+	if (!exact)
+		ok = size <= want;
+	else if (!strcmp(img->format, "simg"))
+		ok = size >= want && size - want < 65536;
+	else
+		ok = size == want;
+	if (ok)
+		return 0;
+	human_size(want, a, sizeof(a));
+	human_size(size, b, sizeof(b));
+	if (!strcmp(a, b)) {
+		snprintf(a, sizeof(a), "%llu-byte", (unsigned long long)want);
+		snprintf(b, sizeof(b), "%llu bytes", (unsigned long long)size);
+	}
+	return bmaptk_set_error(
+	    err, BMAPTK_ERR_USAGE, 0, "%s describes a %s image, %s holds %s%s",
+	    bmap_path, a, image, exact ? "" : "at least ", b);
 }
 
 static void emit_start(const char *image, const char *bmap_path,
@@ -314,8 +387,8 @@ static void summarize(const char *image, const struct bmaptk_copy_stats *st,
 
 /* Copy to every live destination from one decode; finish them. */
 static int write_all(const struct copy_args *a, struct bmaptk_stream *img,
-		     const struct bmaptk_bmap *bmap, struct dest *dests,
-		     size_t n, struct bmaptk_copy_stats *st)
+		     const struct bmaptk_bmap *bmap, const char *bmap_path,
+		     struct dest *dests, size_t n, struct bmaptk_copy_stats *st)
 {
 	struct bmaptk_copy_opts co = {.bmap = bmap,
 				      .verify = !a->no_verify,
@@ -373,6 +446,16 @@ static int write_all(const struct copy_args *a, struct bmaptk_stream *img,
 		    "interrupted after writing %s",
 		    human_size(live ? results[0].written : 0, w, sizeof(w)));
 	} else if (rc && !(live == 1 && results[0].status)) {
+		/* The very first range is wrong: most likely another image's
+		 * bmap. */
+		if (rc == BMAPTK_ERR_VERIFY && bmap && !st->ranges_verified &&
+		    !cli.bmaptool &&
+		    strstr(err.message, ": checksum mismatch for blocks ")) {
+			size_t used = strlen(err.message);
+			snprintf(err.message + used, sizeof(err.message) - used,
+				 "; does %s belong to %s?", bmap_path,
+				 a->shown_image);
+		}
 		cli_fail(&err);
 	}
 	st->sinks = NULL;
@@ -406,7 +489,7 @@ static int copy_image(const struct copy_args *a, const char *image,
 		st.image_size = bmap->image_size;
 		st.mapped_bytes = bmaptk_bmap_mapped_bytes(bmap);
 	}
-	rc = write_all(a, img, bmap, dests, n, &st);
+	rc = write_all(a, img, bmap, bmap_path, dests, n, &st);
 	for (size_t i = 0; i < n && a->check && !rc; i++)
 		if (!dests[i].status)
 			dest_check(&dests[i], a, bmap, image);
@@ -460,13 +543,14 @@ static int run(int argc, char **argv)
 	}
 	cli_catch_signals();
 	input_ids_add(&cli.inputs, image, "the image");
-	rc = cli_load_bmap(a.bmap, a.nobmap ? NULL : image, &bmap, &bmap_path,
-			   &err);
+	rc = cli_load_bmap(a.bmap, a.nobmap ? NULL : image, 1, &bmap,
+			   &bmap_path, &err);
 	if (!rc && !(img = bmaptk_open_image(cli_registry(), image, &cli.source,
 					     &err)))
 		rc = err.status ? err.status : BMAPTK_ERR_IO;
 	if (!rc)
-		rc = check_image_size(img, bmap, a.shown_image, &err);
+		rc = check_image_size(img, bmap, a.shown_image, bmap_path,
+				      image, &err);
 	if (rc) {
 		rc = cli_fail(&err);
 		goto out;

@@ -129,8 +129,7 @@ int bmaptk_discover_bmap(const struct bmaptk_registry *reg, const char *image,
 	rc = bmaptk_set_error(
 	    err, BMAPTK_ERR_USAGE, ENOENT,
 	    "%s: bmap file not found (tried %s.bmap and the names without its "
-	    "extensions); give one with --bmap, or use --nobmap to flash "
-	    "without bmap",
+	    "extensions); give one with --bmap",
 	    shown, shown);
 	free(shown);
 	return rc;

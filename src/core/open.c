@@ -283,6 +283,15 @@ int bmaptk_looks_like_bmap(const void *head, size_t len)
 	return 0;
 }
 
+const char *bmaptk_format_name(const void *head, size_t len)
+{
+	const char *like = looks_like(head, len, 0);
+
+	if (like)
+		return like;
+	return bmaptk_looks_like_bmap(head, len) ? "bmap" : NULL;
+}
+
 static struct bmaptk_stream *open_image(const struct bmaptk_registry *reg,
 					const char *location,
 					const struct bmaptk_source_opts *opts,

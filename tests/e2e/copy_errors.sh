@@ -134,8 +134,10 @@ short_compressed() {
 case_ "compressed image shorter than its bmap" short_compressed
 
 # A bmap is read whole, so one over 256 MiB is refused before anything
-# else (a sparse file: it costs no disk).
+# else (a sparse file after a bmap's first line: it costs no disk; a file
+# that does not start like a bmap is said not to be one, see messages.sh).
 bmap_too_big() {
+	printf '<?xml version="1.0" ?>\n<bmap version="2.0">\n' >"$D/huge.bmap"
 	truncate -s $((256 * 1024 * 1024 + 1)) "$D/huge.bmap"
 	bm 2 copy --bmap "$D/huge.bmap" "$IMG" "$E2E_TMP/hugeout"
 	assert_contains "$RUN_ERR" "$D/huge.bmap: " "oversized bmap"

@@ -304,7 +304,7 @@ US=https://user:s3cret@127.0.0.1:$SP
 DEAD=http://user:s3cret@127.0.0.1:$(free_port)
 secret_cases=(
 	"3 --nobmap $UH/missing.raw"
-	"2 $UH/missing.raw"
+	"3 $UH/missing.raw"
 	"2 $UH/nobmap.raw"
 	"2 --bmap $UH/missing.bmap $UH/img.raw"
 	"2 --bmap $UH/notbmap.bmap $UH/img.raw"
@@ -348,11 +348,12 @@ secrets() {
 			fi
 		done
 	done
-	# check reads the image and finds the bmap the same way.
+	# check reads the image and finds the bmap the same way (a 404 image:
+	# the URL's exit status, as copy's).
 	for json in "" --json; do
 		# shellcheck disable=SC2086
 		run timeout 60 "$BMAPTK" check $json "$UH/missing.raw" "$IMG"
-		[ "$RUN_RC" = 2 ] || fail "check $json: exit $RUN_RC: [$RUN_ERR]"
+		[ "$RUN_RC" = 3 ] || fail "check $json: exit $RUN_RC: [$RUN_ERR]"
 		! grep -q s3cret <<<"$RUN_ERR" || leaks+=("check $json")
 	done
 	[ ${#leaks[@]} = 0 ] || fail "the password is on stderr of ${#leaks[@]} runs: $(printf '[%s] ' "${leaks[@]}")"
