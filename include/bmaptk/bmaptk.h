@@ -158,6 +158,16 @@ int bmaptk_discover_bmap(const struct bmaptk_registry *reg, const char *image,
 char *bmaptk_bmap_candidate(const char *image, unsigned i);
 /* location with suffix added to its path (before a URL's query), malloc'd. */
 char *bmaptk_add_suffix(const char *location, const char *suffix);
+/* Debugging details (-d): the library calls fn with one line each for
+ * the choices it makes (bmap names tried, modules picked, how a
+ * destination is opened, HTTP answers, time spent). NULL: none. Names in
+ * the lines are redacted. Not thread-safe to change mid-run. */
+typedef void (*bmaptk_debug_fn)(void *ctx, const char *line);
+void bmaptk_set_debug(bmaptk_debug_fn fn, void *ctx);
+/* Where the library's warnings (a retry after a dropped connection) go;
+ * NULL: "bmaptk: warning: ..." on stderr. */
+void bmaptk_set_warn(bmaptk_debug_fn fn, void *ctx);
+
 /* location for messages: a URL's "user:password@" removed; malloc'd. */
 char *bmaptk_redact(const char *location);
 

@@ -301,6 +301,17 @@ void cli_error(const char *fmt, ...)
 	va_end(ap);
 }
 
+void cli_debug(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!cli.debug)
+		return;
+	va_start(ap, fmt);
+	vmessage("debug", fmt, ap);
+	va_end(ap);
+}
+
 void cli_warn(const char *fmt, ...)
 {
 	va_list ap;
@@ -349,6 +360,18 @@ static void load_path_list(struct bmaptk_registry *reg, const char *list)
 	free(copy);
 }
 
+static void library_warning(void *ctx, const char *line)
+{
+	(void)ctx;
+	cli_warn("%s", line);
+}
+
+static void library_debug(void *ctx, const char *line)
+{
+	(void)ctx;
+	cli_debug("%s", line);
+}
+
 struct bmaptk_registry *cli_registry(void)
 {
 	static struct bmaptk_registry *reg;
@@ -356,6 +379,9 @@ struct bmaptk_registry *cli_registry(void)
 
 	if (reg)
 		return reg;
+	bmaptk_set_warn(library_warning, NULL);
+	if (cli.debug)
+		bmaptk_set_debug(library_debug, NULL);
 	reg = bmaptk_registry_new();
 	if (!reg)
 		return NULL;

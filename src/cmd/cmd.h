@@ -66,6 +66,8 @@ void cli_usage(const struct cmd *cmd, FILE *out);
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* With -d only: "bmaptk: debug: message". */
+void cli_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print err's message and return its status as the exit code. */
 int cli_fail(const struct bmaptk_error *err);
 

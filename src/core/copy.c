@@ -67,6 +67,7 @@ struct pipeline {
 	uint64_t produced_bytes; /* image bytes read for the sinks */
 	size_t verified;	 /* ranges whose digest matched */
 	uint64_t total;		 /* bytes to copy, for progress */
+	double reading;		 /* producer's seconds in reads (for -d) */
 };
 
 struct consumer {
@@ -81,6 +82,7 @@ struct consumer {
 	unsigned recent;	/* bit i: comparison i ago differed */
 	unsigned pause;		/* chunks left to write without comparing */
 	int lost;		/* the test switch dropped its write */
+	double busy;		/* seconds hashing or writing (for -d) */
 };
 
 static void fail(struct pipeline *p, const struct bmaptk_error *e)
@@ -265,6 +267,14 @@ static void yield_to_producer(void)
 	(void)setpriority(PRIO_PROCESS, tid, prio + 3 > 19 ? 19 : prio + 3);
 }
 
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void *consume(void *arg)
 {
 	struct consumer *c = arg;
@@ -275,10 +285,12 @@ static void *consume(void *arg)
 	yield_to_producer();
 	for (uint64_t seq = 0; (s = wait_slot(p, seq)); seq++) {
 		int rc = 0;
+		double t = now();
 		if (hasher)
 			rc = hash_slot(c, s);
 		else if (!c->result.status)
 			rc = write_slot(c, s);
+		c->busy += now() - t;
 		if (!hasher && !rc && c->sink == 0) {
 			p->done += s->used;
 			if (p->opts->progress.update)
@@ -396,6 +408,7 @@ static int produce_range(struct producer *pr, size_t index, uint64_t off,
 		struct piece *pc;
 		size_t room;
 		ssize_t got;
+		double t;
 		if ((rc = interrupted(pr)) || (rc = produce_hole(pr, &len)))
 			return rc;
 		if (pr->cur && (pr->cur->used == SLOT_SIZE ||
@@ -410,12 +423,14 @@ static int produce_range(struct producer *pr, size_t index, uint64_t off,
 		}
 		/* A stream with holes returns at their edges; reading on
 		 * would decode the hole. */
+		t = now();
 		if (len == UINT64_MAX && img->ops->hole)
 			got = img->ops->read(img, pr->cur->buf + pr->cur->used,
 					     room, &pr->err);
 		else
 			got = stream_read_full(
 			    img, pr->cur->buf + pr->cur->used, room, &pr->err);
+		pr->p->reading += now() - t;
 		if (got < 0)
 			return pr->err.status;
 		if (got == 0 && len != UINT64_MAX)
@@ -576,6 +591,31 @@ int bmaptk_sink_clear_holes(struct bmaptk_sink *sink,
 	return rc;
 }
 
+/* -d: where the time went. Threads overlap, so the parts add up to more
+ * than the whole when the pipeline works. */
+static void debug_times(const struct pipeline *p, const struct consumer *cons,
+			size_t ncons, const struct timespec *t0,
+			const struct timespec *t1)
+{
+	if (!bmaptk_debugging())
+		return;
+	bmaptk_debug(
+	    "copy: ring of %d slots of %d KiB, %zu consumer thread(s), "
+	    "%.3f s in all; reading and decoding %s: %.3f s",
+	    SLOT_COUNT, (int)(SLOT_SIZE / 1024), ncons,
+	    (double)(t1->tv_sec - t0->tv_sec) +
+		(double)(t1->tv_nsec - t0->tv_nsec) / 1e9,
+	    p->image->name, p->reading);
+	for (size_t i = 0; i < ncons; i++) {
+		if (cons[i].sink == SIZE_MAX)
+			bmaptk_debug("copy: hashing: %.3f s", cons[i].busy);
+		else
+			bmaptk_debug("copy: writing %s: %.3f s",
+				     p->sinks[cons[i].sink]->name,
+				     cons[i].busy);
+	}
+}
+
 int bmaptk_copy(struct bmaptk_stream *image, struct bmaptk_sink *const *sinks,
 		size_t nsinks, const struct bmaptk_copy_opts *opts,
 		struct bmaptk_copy_stats *stats, struct bmaptk_error *err)
@@ -614,6 +654,7 @@ int bmaptk_copy(struct bmaptk_stream *image, struct bmaptk_sink *const *sinks,
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	report(&p, cons, ncons, stats, &t0, &t1);
+	debug_times(&p, cons, ncons, &t0, &t1);
 	/* A sink's failure is the run's only when no sink is left. */
 	if (!rc && p.sinks_failed == nsinks && nsinks) {
 		for (size_t i = 0; !rc && i < ncons; i++) {

@@ -7,6 +7,8 @@
 
 #include <bmaptk/bmaptk.h>
 
+#include "util.h"
+
 /* Where the part of location that holds the path ends (a URL's query or
  * fragment begins there). */
 static size_t path_end(const char *location)
@@ -110,6 +112,15 @@ int bmaptk_discover_bmap(const struct bmaptk_registry *reg, const char *image,
 	for (unsigned i = 0; (cand = bmaptk_bmap_candidate(image, i)); i++) {
 		rc = bmaptk_read_all(reg, cand, opts, BMAPTK_BMAP_MAX_FILE,
 				     data, len, err);
+		if (bmaptk_debugging()) {
+			char *shown_cand = bmaptk_redact(cand);
+			bmaptk_debug("bmap discovery: %s: %s",
+				     shown_cand ? shown_cand : "(a URL)",
+				     !rc			? "found"
+				     : err->sys_errno == ENOENT ? "not there"
+								: err->message);
+			free(shown_cand);
+		}
 		if (rc && err->sys_errno == ENOENT) {
 			free(cand);
 			continue;

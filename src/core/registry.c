@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "registry_internal.h"
+#include "util.h"
 
 struct entry {
 	const struct bmaptk_module *module;
@@ -134,6 +135,19 @@ static int bid(const struct bmaptk_module *m, const char *location,
 	return 0;
 }
 
+static void debug_pick(enum bmaptk_module_kind kind, const char *location,
+		       const struct bmaptk_module *best, const char *bidders)
+{
+	static const char *const kinds[] = {"?", "source", "codec", "sink"};
+	char *shown = location ? bmaptk_redact(location) : NULL;
+
+	bmaptk_debug("%s for %s: %s (%s)", kinds[kind],
+		     shown ? shown : "the stream's first bytes",
+		     best ? best->name : "none",
+		     bidders[0] ? bidders : "no bids");
+	free(shown);
+}
+
 static const struct bmaptk_module *pick(const struct bmaptk_registry *reg,
 					enum bmaptk_module_kind kind,
 					const char *location,
@@ -141,6 +155,8 @@ static const struct bmaptk_module *pick(const struct bmaptk_registry *reg,
 					const struct stat *st)
 {
 	const struct bmaptk_module *best = NULL;
+	char bidders[512] = "";
+	size_t used = 0;
 	int best_bid = 0;
 
 	for (size_t i = 0; i < reg->count; i++) {
@@ -151,12 +167,19 @@ static const struct bmaptk_module *pick(const struct bmaptk_registry *reg,
 		b = bid(m, location, head, len, st);
 		if (b <= 0)
 			continue;
+		if (bmaptk_debugging() && used + 48 < sizeof(bidders))
+			used += (size_t)snprintf(
+			    bidders + used, sizeof(bidders) - used,
+			    "%s%s bids %d at priority %d", used ? ", " : "",
+			    m->name, b, m->priority);
 		if (!best || m->priority > best->priority ||
 		    (m->priority == best->priority && b > best_bid)) {
 			best = m;
 			best_bid = b;
 		}
 	}
+	if (bmaptk_debugging())
+		debug_pick(kind, location, best, bidders);
 	return best;
 }
 

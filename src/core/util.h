@@ -19,6 +19,12 @@ static inline int hex_value(char c)
 	return -1;
 }
 
+/* A line for bmaptk_set_debug's listener, if any. */
+void bmaptk_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int bmaptk_debugging(void);
+/* A warning for bmaptk_set_warn's listener (stderr without one). */
+void bmaptk_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 

@@ -582,6 +582,14 @@ static struct bmaptk_sink *blockdev_open(const char *path,
 	}
 	if (opts->allow_direct)
 		open_direct(b, st.st_rdev);
+	bmaptk_debug("%s: block device %u:%u, opened O_EXCL; %s", path,
+		     major(st.st_rdev), minor(st.st_rdev),
+		     b->dfd >= 0 ? "aligned parts written with O_DIRECT"
+				 : "buffered writes (no O_DIRECT)");
+	if (b->dfd >= 0)
+		bmaptk_debug("%s: logical block size %u bytes: O_DIRECT needs "
+			     "buffers and offsets aligned to it",
+			     path, b->lbs);
 	return &b->base;
 }
 

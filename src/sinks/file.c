@@ -12,6 +12,7 @@
 #include <bmaptk/module.h>
 
 #include "sink_util.h"
+#include "util.h"
 
 struct file_sink {
 	struct bmaptk_sink base;
@@ -208,6 +209,11 @@ static struct bmaptk_sink *file_open(const char *path,
 		file_close(&f->base, 1);
 		return NULL;
 	}
+	bmaptk_debug("%s: regular file, %s (%llu bytes before), made the "
+		     "image's size with holes%s",
+		     path, f->base.created ? "created" : "existing",
+		     (unsigned long long)st.st_size,
+		     opts->keep_data ? "; old bytes kept to compare" : "");
 	return &f->base;
 }
 

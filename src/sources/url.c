@@ -460,11 +460,10 @@ static int recover(struct url_stream *s, struct bmaptk_error *err)
 						s->fail.err.message, why);
 		}
 		s->retries_used++;
-		fprintf(stderr,
-			"bmaptk: warning: %s at byte %llu; retrying in %.1f s "
-			"(retry %d of %d)\n",
-			s->fail.err.message, (unsigned long long)at, secs,
-			s->retries_used, s->opts.retries);
+		bmaptk_warn("%s at byte %llu; retrying in %.1f s (retry %d of "
+			    "%d)",
+			    s->fail.err.message, (unsigned long long)at, secs,
+			    s->retries_used, s->opts.retries);
 		if ((rc = backoff(s, secs, err)))
 			return rc;
 		if (!s->http && s->answered) {

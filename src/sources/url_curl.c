@@ -224,6 +224,8 @@ static void parse_status(struct url_response *r, const char *line,
 	reason = num_end;
 	copy_value(r->reason, sizeof(r->reason), reason,
 		   header_value(&reason, end));
+	bmaptk_debug("HTTP answer: %ld%s%s", r->status, r->reason[0] ? " " : "",
+		     r->reason);
 }
 
 static int is_header(const char *line, size_t n, const char *name,

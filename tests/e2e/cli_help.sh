@@ -1,7 +1,8 @@
 # The command line as a person meets it: every --help fits an 80-column
 # serial console; usage lines name every option they summarise; an
 # unknown option and a missing argument get different messages; -q with
-# -d is refused, as the man page's [-q | -d] says; one range is "1 range".
+# -d is refused, as the man page's [-q | -d] says; one range is "1 range";
+# -d prints the decisions made.
 set -u -o pipefail
 . "$(dirname "$0")/lib.sh"
 e2e_init
@@ -34,4 +35,26 @@ os.ftruncate(fd, 1 << 20); os.pwrite(fd, b"x" * 4096, 0)' "$R/one.img"
 "$BMAPTK" create "$R/one.img" -o "$R/one.img.bmap" 2>/dev/null || fail "create"
 bm 0 copy "$R/one.img" "$R/out"
 assert_contains "$RUN_ERR" ", 1 range verified"
-note "help fits 80 columns; option errors say which kind"
+
+# -d says what was decided: bmap names tried, modules picked with their
+# bids, how DEST was opened, where the time went; without -d, nothing.
+gzip -kn "$R/one.img"
+rm -f "$R/out"
+bm 0 -d copy "$R/one.img.gz" "$R/out"
+for want in "debug: bmap discovery: $R/one.img.gz.bmap: not there" \
+	"debug: bmap discovery: $R/one.img.bmap: found" \
+	"debug: source for $R/one.img.gz: file" \
+	"debug: codec for the stream's first bytes: gzip (gzip bids" \
+	"debug: sink for $R/out: file" \
+	"debug: $R/out: regular file, created" \
+	"debug: copy: ring of 8 slots of 1024 KiB" \
+	"debug: copy: hashing: " "debug: copy: writing $R/out: "; do
+	assert_contains "$RUN_ERR" "$want" "-d output"
+done
+rm -f "$R/out"
+bm 0 copy "$R/one.img.gz" "$R/out"
+assert_not_contains "$RUN_ERR" "debug:" "output without -d"
+rm -f "$R/out"
+bm 0 -d --json copy "$R/one.img.gz" "$R/out"
+assert_contains "$RUN_ERR" '{"event":"log","level":"debug","message":"copy: ring of 8 slots'
+note "help fits 80 columns; option errors say which kind; -d explains"
