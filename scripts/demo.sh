@@ -3,7 +3,8 @@
 #
 #   scripts/demo.sh
 #
-# Installs missing build packages (scripts/deps.sh build), builds into
+# Installs the missing packages it uses (scripts/deps.sh demo: the build's,
+# and sfdisk, mkfs.vfat, mcopy, mkfs.ext4, openssl, zstd), builds into
 # build/, makes a 512 MiB sparse disk image, creates its bmap, then copies a
 # zstd-compressed copy of it with the bmap and checks the result byte for byte.
 # BMAPTK_DEMO_MIB sets the image size.
@@ -32,7 +33,7 @@ fail() {
 }
 
 heading "dependencies"
-scripts/deps.sh build || fail "missing packages (see above)"
+scripts/deps.sh demo || fail "missing packages (see above)"
 
 heading "build (build/, RelWithDebInfo)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null ||

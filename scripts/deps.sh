@@ -38,7 +38,7 @@ TEST_PKGS=(
 	strace                     # plugins_archive.sh: no input runs a program
 	tmux                       # progress_tty.sh: a real terminal
 	musl-tools debhelper lintian # static binary, Debian package
-	clang                        # fuzz harnesses (tests/e2e/fuzz_smoke.sh)
+	clang libclang-rt-dev        # fuzz harnesses (tests/e2e/fuzz_smoke.sh)
 	clang-tools cppcheck         # scripts/static-analysis.sh
 	clang-format # the format check in scripts/test.sh
 )

@@ -37,7 +37,7 @@ fi
 
 for tool in truncate sfdisk mkfs.vfat mcopy mkfs.ext4 openssl; do
 	command -v "$tool" >/dev/null ||
-		die "$tool not found (run scripts/deps.sh test)"
+		die "$tool not found (run scripts/deps.sh demo)"
 done
 
 # Deterministic pseudo-random bytes: AES-CTR of zeros under a fixed key.
