@@ -1,6 +1,7 @@
 /* bmaptk plugins: every module in the registry, and who wins a probe. */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cmd.h"
 
@@ -39,13 +40,13 @@ static int run(int argc, char **argv)
 		cli_error("out of memory");
 		return BMAPTK_ERR_IO;
 	}
-	printf("%-7s %-12s %4s  %-8s %s\n", "KIND", "NAME", "PRIO", "VERSION",
+	printf("%-7s %-14s %4s  %-8s %s\n", "KIND", "NAME", "PRIO", "VERSION",
 	       "ORIGIN / DESCRIPTION");
 	for (size_t i = 0; i < bmaptk_registry_count(reg); i++) {
 		const char *origin;
 		const struct bmaptk_module *m =
 		    bmaptk_registry_get(reg, i, &origin);
-		printf("%-7s %-12s %4d  %-8s %s\n%35s%s\n", kind_name(m->kind),
+		printf("%-7s %-14s %4d  %-8s %s\n%37s%s\n", kind_name(m->kind),
 		       m->name, m->priority, m->version ? m->version : "-",
 		       origin, "", m->description ? m->description : "");
 	}
@@ -55,7 +56,12 @@ static int run(int argc, char **argv)
 	printf("plugins cannot be loaded by a static binary: every module is "
 	       "built in\n");
 #else
-	printf("plugin directory: %s\n", bmaptk_default_plugin_dir());
+	{
+		struct stat st;
+		const char *dir = bmaptk_default_plugin_dir();
+		printf("plugin directory: %s%s\n", dir,
+		       stat(dir, &st) ? " (does not exist)" : "");
+	}
 #endif
 	return 0;
 }

@@ -610,6 +610,6 @@ const struct bmaptk_module bmaptk_sink_blockdev = {
     .name = "blockdev",
     .description = "block device: opened exclusively, refused if mounted, in "
 		   "use or too small",
-    .version = "1.0",
+    .version = "1",
     .u.sink = &blockdev_module,
 };

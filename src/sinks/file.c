@@ -234,6 +234,6 @@ const struct bmaptk_module bmaptk_sink_file = {
     .kind = BMAPTK_MODULE_SINK,
     .name = "file",
     .description = "regular file: created or cut to the image size, holes kept",
-    .version = "1.0",
+    .version = "1",
     .u.sink = &file_module,
 };

@@ -98,6 +98,6 @@ const struct bmaptk_module bmaptk_sink_null = {
     .kind = BMAPTK_MODULE_SINK,
     .name = "null",
     .description = "/dev/null: decode and verify the image, write nothing",
-    .version = "1.0",
+    .version = "1",
     .u.sink = &null_module,
 };

@@ -606,7 +606,7 @@ const struct bmaptk_module bmaptk_sink_simg = {
     .name = "simg",
     .description = "Android sparse image file (.simg): RAW, FILL and "
 		   "DONT_CARE chunks of 4096-byte blocks",
-    .version = "1.0",
+    .version = "1",
     .u.sink = &simg_module,
 };
 
@@ -616,6 +616,6 @@ const struct bmaptk_module bmaptk_sink_simg_crc = {
     .name = "simg-crc",
     .description = "Android sparse image file with a CRC32 chunk "
 		   "(--to simg-crc)",
-    .version = "1.0",
+    .version = "1",
     .u.sink = &simg_crc_module,
 };

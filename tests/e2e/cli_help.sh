@@ -36,6 +36,17 @@ os.ftruncate(fd, 1 << 20); os.pwrite(fd, b"x" * 4096, 0)' "$R/one.img"
 bm 0 copy "$R/one.img" "$R/out"
 assert_contains "$RUN_ERR" ", 1 range verified"
 
+# plugins: one version format; says when the default directory is missing.
+run "$BMAPTK" plugins
+assert_rc 0 "bmaptk plugins"
+assert_not_contains "$RUN_OUT" " 1.0 " "built-in versions in one format"
+dir=$(printf '%s\n' "$RUN_OUT" | sed -n 's/^plugin directory: \([^ ]*\).*/\1/p')
+if [ -d "$dir" ]; then
+	assert_not_contains "$RUN_OUT" "(does not exist)"
+else
+	assert_contains "$RUN_OUT" "plugin directory: $dir (does not exist)"
+fi
+
 # -d says what was decided: bmap names tried, modules picked with their
 # bids, how DEST was opened, where the time went; without -d, nothing.
 gzip -kn "$R/one.img"
