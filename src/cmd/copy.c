@@ -12,6 +12,7 @@
 
 #include <zstd.h>
 
+#include "xz_size.h"
 #include "bmaptool_log.h"
 #include "copy_dest.h"
 #include "events.h"
@@ -246,7 +247,8 @@ static uint64_t zstd_size(const char *image, int *exact)
  * wherever the image's size is known before decoding: a raw file's (a
  * URL's) size, an Android sparse image's header (a raw image made sparse
  * is padded to its block size), a single-frame zstd file's content size
- * (a first frame's is a lower bound). */
+ * (a first frame's is a lower bound), a local xz file's index (every
+ * stream's). */
 static int check_image_size(const struct bmaptk_stream *img,
 			    const struct bmaptk_bmap *bmap, const char *image,
 			    const char *bmap_path, const char *location,
@@ -261,6 +263,8 @@ static int check_image_size(const struct bmaptk_stream *img,
 	want = bmap->image_size;
 	if (!strcmp(img->format, "zstd"))
 		size = zstd_size(location, &exact);
+	else if (!strcmp(img->format, "xz"))
+		size = bmaptk_xz_size(location);
 	else if (strcmp(img->format, "raw") && strcmp(img->format, "simg"))
 		return 0;
 	if (size == BMAPTK_SIZE_UNKNOWN)

@@ -11,7 +11,9 @@
 #     smaller than ImageSize, an Android sparse image's header, a
 #     single-frame zstd file's content size, a multi-frame one's first
 #     frame when it alone is too large (a legitimate multi-frame file is
-#     still copied);
+#     still copied), a local xz file's index (every stream's: a multi-stream
+#     file of the right size is copied; a truncated one is not refused for
+#     its size but fails as truncated);
 #   - a checksum mismatch in the first range asks whether the bmap belongs
 #     to the image; one in a later range does not.
 set -u -o pipefail
@@ -201,6 +203,49 @@ wrong_size() {
 	assert_same_file "$IMG" "$out" "copy of a raw image"
 }
 case_ "a bmap of an image of another size" wrong_size
+
+# xz: the indexes at the end of a local file give its size.
+xz_smaller() {
+	xz -c -T1 "$SMALL" >"$D/small.img.xz" || fail "xz"
+	bm 2 copy --bmap "$IMG.bmap" "$D/small.img.xz" "$OUT/xz-small"
+	assert_contains "$RUN_ERR" \
+		"error: $IMG.bmap describes a 16.0 MiB image, $D/small.img.xz holds 8.0 MiB" \
+		"xz image smaller than its bmap"
+	assert_no_file "$OUT/xz-small" "DEST of a short xz image"
+}
+case_ "an xz image smaller than its bmap" xz_smaller
+xz_larger() {
+	bm 2 copy --bmap "$SMALL.bmap" "$D/disk.img.xz" "$OUT/xz-large"
+	assert_contains "$RUN_ERR" \
+		"error: $SMALL.bmap describes a 8.0 MiB image, $D/disk.img.xz holds 16.0 MiB" \
+		"xz image larger than its bmap"
+	assert_no_file "$OUT/xz-large" "DEST of a long xz image"
+}
+case_ "an xz image larger than its bmap" xz_larger
+xz_streams() {
+	# Two streams: the first alone is smaller than the bmap says.
+	head -c $((4 * MIB)) "$IMG" | xz -c -T1 >"$D/split.xz" &&
+		tail -c +$((4 * MIB + 1)) "$IMG" | xz -c -T1 >>"$D/split.xz" ||
+		fail "xz"
+	[ "$(xz --robot -l "$D/split.xz" | awk '$1 == "totals" { print $2 }')" = 2 ] ||
+		fail "split.xz is not two streams"
+	bm 0 copy --bmap "$IMG.bmap" "$D/split.xz" "$OUT/xz-split"
+	assert_same_file "$IMG" "$OUT/xz-split" "copy of a two-stream xz image"
+	rm -f "$OUT/xz-split"
+}
+case_ "a two-stream xz image of the right size" xz_streams
+xz_truncated() {
+	local size
+	size=$(stat -c %s "$D/disk.img.xz") || fail "stat"
+	head -c $((size / 2)) "$D/disk.img.xz" >"$D/cut.img.xz" || fail "head"
+	bm 2 copy --bmap "$IMG.bmap" "$D/cut.img.xz" "$OUT/xz-cut"
+	assert_contains "$RUN_ERR" \
+		"error: $D/cut.img.xz: truncated xz data at compressed offset" \
+		"truncated xz image"
+	assert_not_contains "$RUN_ERR" "describes a" "truncated xz image"
+	assert_no_file "$OUT/xz-cut" "DEST of a truncated xz image"
+}
+case_ "a truncated xz image is not refused for its size" xz_truncated
 
 # --- the first range does not verify -----------------------------------------
 first_range() {

@@ -181,6 +181,13 @@ for line in "$@"; do
 	: >$out/$i
 	zpty -w z "out_file=${(q)out}/$i"
 	zpty -w -n z "$line"$'\t'
+	# Keys typed while completing can cut it short (zle sees pending
+	# input on a loaded machine): wait until it has added something.
+	for t in {1..100}; do
+		[[ -s $out/$i ]] && break
+		sleep 0.05
+	done
+	sleep 0.2 # the rest of its compadd calls
 	zpty -w -n z $'\C-e\C-u'
 	zpty -w z "print -r -- __DONE__ >>${(q)out}/$i"
 	wait_for $out/$i __DONE__ || exit 5
