@@ -213,6 +213,8 @@ void dest_check(struct dest *d, const struct copy_args *a,
 				 d->path, nbad, names);
 	}
 	d->check = rc ? "bad" : "ok";
+	if (rc && !err.status) /* the check said it (interrupted: 130) */
+		err.status = rc;
 	if (rc)
 		dest_fail(d, &err);
 	free(bad);

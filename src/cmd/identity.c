@@ -367,7 +367,7 @@ static int refuse_stat(const struct input_ids *ids, const struct stat *st,
 			return bmaptk_set_error(
 			    err, BMAPTK_ERR_USAGE, 0,
 			    "%s: refusing to write here: it %s %s (%s), which "
-			    "this copy reads",
+			    "this copy uses",
 			    dest,
 			    mine[d].direct && in->direct
 				? "is"

@@ -21,8 +21,8 @@ struct storage_id {
 struct input_ids {
 	struct storage_id v[32];
 	size_t n;
-	const char *what[4]; /* "the image", "the bmap", ... */
-	char *names[4];	     /* as messages show them */
+	const char *what[8]; /* "the image", "the bmap", ... */
+	char *names[8];	     /* as messages show them */
 	size_t ninputs;
 };
 

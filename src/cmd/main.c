@@ -86,6 +86,8 @@ int main(int argc, char **argv)
 				return 3;
 		} else {
 			cli_error("unknown option '%s' (see bmaptk --help)", a);
+			if (cli.json)
+				ev_error(2);
 			return 2;
 		}
 	}

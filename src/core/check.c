@@ -112,7 +112,7 @@ int bmaptk_check(const struct bmaptk_bmap *b, const char *dest,
 	struct medium m;
 	int rc;
 
-	if (!b->range_digests)
+	if (!b->range_digests && b->nranges)
 		return bmaptk_set_error(
 		    err, BMAPTK_ERR_USAGE, 0,
 		    "cannot check: the bmap has no checksums");

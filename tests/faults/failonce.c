@@ -6,12 +6,15 @@
  *                   buffered  the first pwrite on a buffered one
  *                   short     the first pwrite writes half and returns it
  *                   fsync     the first fsync/fdatasync
+ *                   slowpread every pread sleeps FAILONCE_DELAY_MS (default
+ *                             50) first: a slow read-back
  *   FAILONCE_KIND   blk (default) or reg: which kind of file is targeted
  *   FAILONCE_ERRNO  the error number (default EIO)
  *
  * When the fault fires, "fired" is appended to $FAILONCE_LOG if set, so a
  * test knows the stage was reached. */
 #undef _FILE_OFFSET_BITS /* define pwrite and pwrite64 both */
+#undef _FORTIFY_SOURCE	 /* and pread, which fortify wraps */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -59,6 +62,30 @@ static void fire(void)
 }
 
 static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
+static ssize_t (*real_pread)(int, void *, size_t, off_t);
+
+static ssize_t do_pread(int fd, void *buf, size_t len, off_t off)
+{
+	struct stat st;
+
+	if (!real_pread)
+		real_pread = dlsym(RTLD_NEXT, "pread64");
+	if (stage_is("slowpread") && !fstat(fd, &st) && S_ISREG(st.st_mode)) {
+		const char *ms = getenv("FAILONCE_DELAY_MS");
+		usleep((useconds_t)(ms ? atoi(ms) : 50) * 1000);
+	}
+	return real_pread(fd, buf, len, off);
+}
+
+ssize_t pread(int fd, void *buf, size_t len, off_t off)
+{
+	return do_pread(fd, buf, len, off);
+}
+
+ssize_t pread64(int fd, void *buf, size_t len, off_t off)
+{
+	return do_pread(fd, buf, len, off);
+}
 static int (*real_fsync)(int);
 static int (*real_fdatasync)(int);
 
