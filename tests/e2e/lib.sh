@@ -204,6 +204,80 @@ start_server() {
 	printf -v "PORT_$name" '%s' "$(cat "$E2E_TMP/$name.port")"
 }
 
+# free_port: a TCP port on 127.0.0.1 that nothing listens on now.
+free_port() {
+	"$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_port PORT PID: until something listens on 127.0.0.1:PORT (or PID
+# died); returns 1 if it never did.
+wait_port() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		"$PYTHON" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' \
+			"$1" 2>/dev/null && return 0
+		kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# start_sshd DIR HOME: an sshd of the test's own on 127.0.0.1 (config, host
+# key DIR/host_key and log in DIR, nothing from /etc/ssh) that takes the key
+# HOME/.ssh/id_rsa made here; stopped at exit. Sets SSHD_PORT. Without
+# libcurl's sftp or openssh-server it says so (skip_case) and returns 1.
+start_sshd() {
+	local s=$1 home=$2 sshd=/usr/sbin/sshd protos pid
+	protos=$(curl-config --protocols 2>/dev/null || curl -V 2>/dev/null)
+	grep -qiw sftp <<<"$protos" || {
+		skip_case "libcurl has no sftp"
+		return 1
+	}
+	[ -x "$sshd" ] || {
+		skip_case "openssh-server is not installed"
+		return 1
+	}
+	mkdir -p "$s" "$home/.ssh"
+	chmod 700 "$home/.ssh"
+	ssh-keygen -q -t ed25519 -N '' -f "$s/host_key" &&
+		ssh-keygen -q -t rsa -b 2048 -N '' -f "$home/.ssh/id_rsa" ||
+		fail "ssh-keygen failed"
+	cp "$home/.ssh/id_rsa.pub" "$s/authorized_keys"
+	SSHD_PORT=$(free_port)
+	# libssh2 1.10 signs with ssh-rsa (SHA-1), which OpenSSH 9 refuses
+	# unless told otherwise.
+	cat >"$s/sshd_config" <<EOF
+Port $SSHD_PORT
+ListenAddress 127.0.0.1
+HostKey $s/host_key
+PidFile $s/sshd.pid
+AuthorizedKeysFile $s/authorized_keys
+PubkeyAuthentication yes
+PubkeyAcceptedAlgorithms +ssh-rsa
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+UsePAM no
+StrictModes no
+Subsystem sftp internal-sftp
+EOF
+	# sshd run by root wants /run/sshd; rather than create it, give sshd
+	# a private /run in its own mount namespace.
+	if ((EUID == 0)) && [ ! -d /run/sshd ]; then
+		unshare -m sh -c 'mount -t tmpfs -o mode=755 tmpfs /run &&
+			mkdir -m 755 /run/sshd && exec "$@"' sh \
+			"$sshd" -f "$s/sshd_config" -D -E "$s/log" &
+	else
+		"$sshd" -f "$s/sshd_config" -D -E "$s/log" &
+	fi
+	pid=$!
+	on_exit "kill $pid; wait $pid"
+	wait_port "$SSHD_PORT" "$pid" || {
+		skip_case "sshd did not start: $(cat "$s/log" 2>/dev/null)"
+		return 1
+	}
+}
+
 # require_cmd CMD...: skip the whole test unless every CMD is installed.
 require_cmd() {
 	local c

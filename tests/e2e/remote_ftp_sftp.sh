@@ -50,21 +50,6 @@ copy_fails() {
 	bm 3 copy "$@" "$OUT/a"
 	assert_no_file "$OUT/a" "DEST after a failed copy of $*"
 }
-# wait_port PORT PID: until something listens on 127.0.0.1:PORT (or PID
-# died); returns 1 if it never did.
-wait_port() {
-	local i
-	for ((i = 0; i < 100; i++)); do
-		"$PYTHON" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' \
-			"$1" 2>/dev/null && return 0
-		kill -0 "$2" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
-}
-free_port() {
-	"$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # --- file:// ----------------------------------------------------------------
 copy_ok "file://$IMG"
@@ -161,57 +146,10 @@ fi
 
 # --- sftp -------------------------------------------------------------------
 sftp_case() {
-	local protos sshd=/usr/sbin/sshd S port pid user
-	protos=$(curl-config --protocols 2>/dev/null || curl -V 2>/dev/null)
-	grep -qiw sftp <<<"$protos" || {
-		skip_case "libcurl has no sftp"
-		return
-	}
-	[ -x "$sshd" ] || {
-		skip_case "openssh-server is not installed"
-		return
-	}
-	S=$E2E_TMP/ssh
-	mkdir -p "$S" "$E2E_TMP/home/.ssh"
-	chmod 700 "$E2E_TMP/home/.ssh"
-	ssh-keygen -q -t ed25519 -N '' -f "$S/host_key" &&
-		ssh-keygen -q -t rsa -b 2048 -N '' -f "$E2E_TMP/home/.ssh/id_rsa" ||
-		fail "ssh-keygen failed"
-	cp "$E2E_TMP/home/.ssh/id_rsa.pub" "$S/authorized_keys"
-	port=$(free_port)
+	local S=$E2E_TMP/ssh port user
+	start_sshd "$S" "$E2E_TMP/home" || return
+	port=$SSHD_PORT
 	user=$(id -un)
-	# libssh2 1.10 signs with ssh-rsa (SHA-1), which OpenSSH 9 refuses
-	# unless told otherwise.
-	cat >"$S/sshd_config" <<EOF
-Port $port
-ListenAddress 127.0.0.1
-HostKey $S/host_key
-PidFile $S/sshd.pid
-AuthorizedKeysFile $S/authorized_keys
-PubkeyAuthentication yes
-PubkeyAcceptedAlgorithms +ssh-rsa
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-UsePAM no
-StrictModes no
-Subsystem sftp internal-sftp
-EOF
-	# sshd run by root wants /run/sshd; rather than create it, give sshd
-	# a private /run in its own mount namespace.
-	if ((EUID == 0)) && [ ! -d /run/sshd ]; then
-		unshare -m sh -c 'mount -t tmpfs -o mode=755 tmpfs /run &&
-			mkdir -m 755 /run/sshd && exec "$@"' sh \
-			"$sshd" -f "$S/sshd_config" -D -E "$S/log" &
-	else
-		"$sshd" -f "$S/sshd_config" -D -E "$S/log" &
-	fi
-	pid=$!
-	on_exit "kill $pid; wait $pid"
-	wait_port "$port" "$pid" || {
-		skip_case "sshd did not start: $(cat "$S/log" 2>/dev/null)"
-		return
-	}
 	echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$S/host_key.pub")" \
 		>"$E2E_TMP/home/.ssh/known_hosts"
 	local U=sftp://$user@127.0.0.1:$port$D

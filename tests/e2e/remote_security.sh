@@ -82,22 +82,6 @@ H=http://127.0.0.1:$HP
 S=https://127.0.0.1:$SP
 TLS=(--cacert "$C/cert.pem")
 
-free_port() {
-	"$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-# wait_port PORT PID: until something listens on 127.0.0.1:PORT (or PID
-# died); returns 1 if it never did.
-wait_port() {
-	local i
-	for ((i = 0; i < 100; i++)); do
-		"$PYTHON" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' \
-			"$1" 2>/dev/null && return 0
-		kill -0 "$2" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
-}
-
 OUT=$E2E_TMP/out
 mkdir "$OUT"
 # bmt WANT_RC ARG...: `bmaptk ARG...` under a 60 s watchdog, as bm.
@@ -197,61 +181,16 @@ case_ "http redirected to ftp" redirect_other
 # --- SSH host keys -------------------------------------------------------------
 SSH_PORT=
 SSH_HOME=$E2E_TMP/home
-start_sshd() {
-	local sshd=/usr/sbin/sshd s=$E2E_TMP/ssh protos pid
-	protos=$(curl-config --protocols 2>/dev/null || curl -V 2>/dev/null)
-	grep -qiw sftp <<<"$protos" || {
-		skip_case "libcurl has no sftp"
-		return 1
-	}
-	[ -x "$sshd" ] || {
-		skip_case "openssh-server is not installed"
-		return 1
-	}
-	mkdir -p "$s" "$SSH_HOME/.ssh"
-	chmod 700 "$SSH_HOME/.ssh"
-	ssh-keygen -q -t ed25519 -N '' -f "$s/host_key" &&
-		ssh-keygen -q -t ed25519 -N '' -f "$s/other_key" &&
-		ssh-keygen -q -t rsa -b 2048 -N '' -f "$SSH_HOME/.ssh/id_rsa" ||
+start_ssh_server() {
+	local s=$E2E_TMP/ssh
+	start_sshd "$s" "$SSH_HOME" || return 1
+	SSH_PORT=$SSHD_PORT
+	ssh-keygen -q -t ed25519 -N '' -f "$s/other_key" ||
 		fail "ssh-keygen failed"
-	cp "$SSH_HOME/.ssh/id_rsa.pub" "$s/authorized_keys"
-	SSH_PORT=$(free_port)
-	# Its own configuration, nothing from /etc/ssh; libssh2 1.10 signs
-	# with ssh-rsa (SHA-1), which OpenSSH 9 refuses unless told otherwise.
-	cat >"$s/sshd_config" <<EOF
-Port $SSH_PORT
-ListenAddress 127.0.0.1
-HostKey $s/host_key
-PidFile $s/sshd.pid
-AuthorizedKeysFile $s/authorized_keys
-PubkeyAuthentication yes
-PubkeyAcceptedAlgorithms +ssh-rsa
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-UsePAM no
-StrictModes no
-Subsystem sftp internal-sftp
-EOF
-	# sshd run by root wants /run/sshd; rather than create it, give sshd
-	# a private /run in its own mount namespace.
-	if ((EUID == 0)) && [ ! -d /run/sshd ]; then
-		unshare -m sh -c 'mount -t tmpfs -o mode=755 tmpfs /run &&
-			mkdir -m 755 /run/sshd && exec "$@"' sh \
-			"$sshd" -f "$s/sshd_config" -D -E "$s/log" &
-	else
-		"$sshd" -f "$s/sshd_config" -D -E "$s/log" &
-	fi
-	pid=$!
-	on_exit "kill $pid; wait $pid"
-	wait_port "$SSH_PORT" "$pid" || {
-		skip_case "sshd did not start: $(cat "$s/log" 2>/dev/null)"
-		return 1
-	}
 	SSH_KEY=$(cut -d' ' -f1,2 "$s/host_key.pub")
 	OTHER_KEY=$(cut -d' ' -f1,2 "$s/other_key.pub")
 }
-start_sshd || SSH_PORT=
+start_ssh_server || SSH_PORT=
 USER_NAME=$(id -un)
 
 # An unknown host key, with and without --insecure: refused, and the
