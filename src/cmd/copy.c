@@ -207,10 +207,6 @@ static int refuse_dests(char **dests, int n)
 	return 0;
 }
 
-/* What a zstd file's first frame says it holds, from its first MiB: its
- * content size, exact (*exact) when that frame is the whole file, else a
- * lower bound (more frames may follow). Local files only: a stream cannot
- * be read twice. BMAPTK_SIZE_UNKNOWN when the frame does not say. */
 /* An Android sparse image's block size from its header (a local file),
  * 0 when unknown: the decoded image is padded up to a whole block. */
 static uint32_t simg_block_size(const char *image)
@@ -234,6 +230,10 @@ static uint32_t simg_block_size(const char *image)
 	return blk;
 }
 
+/* What a zstd file's first frame says it holds, from its first MiB: its
+ * content size, exact (*exact) when that frame is the whole file, else a
+ * lower bound (more frames may follow). Local files only: a stream cannot
+ * be read twice. BMAPTK_SIZE_UNKNOWN when the frame does not say. */
 static uint64_t zstd_size(const char *image, int *exact)
 {
 	size_t cap = 1u << 20;
@@ -278,6 +278,7 @@ static int check_image_size(const struct bmaptk_stream *img,
 			    struct bmaptk_error *err)
 {
 	uint64_t off, len, size = img->size, want;
+	uint32_t blk;
 	int exact = 1, ok;
 	char a[32], b[32];
 
@@ -308,8 +309,8 @@ static int check_image_size(const struct bmaptk_stream *img,
 	else if (!strcmp(img->format, "simg"))
 		/* Padding is less than one of its blocks; with no header to
 		 * read (a stream), no check. */
-		ok = !simg_block_size(location) ||
-		     (size >= want && size - want < simg_block_size(location));
+		ok = !(blk = simg_block_size(location)) ||
+		     (size >= want && size - want < blk);
 	else
 		ok = size == want;
 	if (ok)
