@@ -16,6 +16,7 @@ BUILD_PKGS=(
 	libisal-dev libcmocka-dev
 	libcurl4-openssl-dev libgpgme-dev libjansson-dev # remote, signatures
 	libarchive-dev liblz4-dev liblzo2-dev            # plugins
+	libblkid-dev libext2fs-dev                       # create --fs
 )
 
 # Tools scripts/demo.sh runs besides the build: scripts/make-sample-image.sh

@@ -195,9 +195,52 @@ struct bmaptk_create_opts {
 	unsigned threads; /* 0: one per online CPU */
 	struct bmaptk_progress progress;
 	volatile sig_atomic_t *interrupted;
+	/* Map what the partition table and the filesystems use, not the
+	 * file's holes (create --fs; needs a raw image: a file or a block
+	 * device). Regions no filesystem explains are mapped by the file's
+	 * extents, or by their non-zero blocks for a block device or with
+	 * scan_zeros. */
+	int fs;
+	/* Byte ranges mapped whatever the mapper says (--map), rounded out
+	 * to blocks. */
+	const struct bmaptk_byte_range *must_map;
+	size_t n_must_map;
+	/* Read a block device even while a filesystem on it is mounted
+	 * read-write. */
+	int force;
+	/* With fs: set to what was found (free with bmaptk_layout_free). */
+	struct bmaptk_layout **layout;
 };
 
-/* Map and hash a sparse regular file. */
+struct bmaptk_byte_range {
+	uint64_t off, len;
+};
+
+/* What create --fs found in an image. */
+struct bmaptk_layout_part {
+	int number;	   /* partition number; 0: a filesystem on it all */
+	char fstype[24];   /* libblkid's name ("ext4", "vfat"); "" unknown */
+	uint64_t off, len; /* bytes, clipped to the image */
+	uint64_t mapped;   /* bytes of it mapped */
+	int by_fs; /* 1: mapped by its filesystem; 0: by data (unknown or
+		      unsupported filesystem, or a corrupt one) */
+};
+
+struct bmaptk_layout {
+	char table[8]; /* "gpt", "dos" or "" */
+	size_t nparts;
+	struct bmaptk_layout_part *parts;
+	/* Bytes the image file holds as data (its extents) and, of them,
+	 * those not mapped: free space. data_known 0: a block device or
+	 * --scan-zeros, where the figures are not known. */
+	int data_known;
+	uint64_t data, data_unmapped;
+};
+
+void bmaptk_layout_free(struct bmaptk_layout *layout);
+
+/* Map and hash a sparse regular file (or, with fs or scan_zeros, a block
+ * device). */
 int bmaptk_create(const char *image, const struct bmaptk_create_opts *opts,
 		  struct bmaptk_bmap **out, struct bmaptk_error *err);
 

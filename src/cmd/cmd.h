@@ -68,6 +68,12 @@ void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* With -d only: "bmaptk: debug: message". */
 void cli_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* create --fs's one-line summary of what it found (layout_report.c). */
+void report_layout(const char *image, const struct bmaptk_layout *layout,
+		   const struct bmaptk_bmap *b, double seconds);
+/* A size argument ("4096", "64K", "4M", "1G": powers of 1024) into *out.
+ * Returns 0, or -1 when it is not one. */
+int cli_parse_size(const char *text, uint64_t *out);
 /* Print err's message and return its status as the exit code. */
 int cli_fail(const struct bmaptk_error *err);
 

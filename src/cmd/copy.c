@@ -13,6 +13,7 @@
 #include <zstd.h>
 
 #include "xz_size.h"
+#include "blk_inuse.h"
 #include "bmaptool_log.h"
 #include "copy_dest.h"
 #include "events.h"
@@ -42,7 +43,7 @@ static const struct cli_option options[] = {
      "(BLKZEROOUT; holes in a file)"},
     {"force", 0, NULL,
      "create DEST under /dev even if no such device "
-     "exists"},
+     "exists; read an IMAGE block device that is mounted read-write"},
     {"to", 0, "FORMAT",
      "write DEST as FORMAT: auto (default: by the "
      "destination, .simg names an Android sparse "
@@ -539,6 +540,19 @@ static int copy_image(const struct copy_args *a, const char *image,
 	return rc;
 }
 
+/* A block device read as the image while a filesystem on it is mounted
+ * read-write changes under the copy: neither its bmap nor its checksums
+ * can hold. */
+static int refuse_mounted_image(const char *image, int force,
+				struct bmaptk_error *err)
+{
+	struct stat st;
+
+	if (force || stat(image, &st) || !S_ISBLK(st.st_mode))
+		return 0;
+	return blk_check_mounted_rw(image, st.st_rdev, err);
+}
+
 static int run(int argc, char **argv)
 {
 	struct copy_args a = {.rewrite_tries = 2};
@@ -578,8 +592,10 @@ static int run(int argc, char **argv)
 	 * stderr (redirected to a file) would be written over. */
 	input_ids_add(&cli.inputs, "/proc/self/fd/1", "bmaptk's stdout");
 	input_ids_add(&cli.inputs, "/proc/self/fd/2", "bmaptk's stderr");
-	rc = cli_load_bmap(a.bmap, a.nobmap ? NULL : image, 1, &bmap,
-			   &bmap_path, &err);
+	rc = refuse_mounted_image(image, a.force, &err);
+	if (!rc)
+		rc = cli_load_bmap(a.bmap, a.nobmap ? NULL : image, 1, &bmap,
+				   &bmap_path, &err);
 	if (!rc && !(img = bmaptk_open_image(cli_registry(), image, &cli.source,
 					     &err)))
 		rc = err.status ? err.status : BMAPTK_ERR_IO;

@@ -15,6 +15,10 @@ struct create_args {
 	const char *output;
 	int no_checksum;
 	int scan_zeros;
+	int fs;
+	int force;
+	struct bmaptk_byte_range *maps;
+	size_t nmaps;
 };
 
 static const struct cli_option options[] = {
@@ -25,8 +29,49 @@ static const struct cli_option options[] = {
     {"scan-zeros", 0, NULL,
      "read the image (decompressed if need be) and "
      "take all-zero blocks as holes"},
+    {"fs", 0, NULL,
+     "map what the partition table and the filesystems use (ext2/3/4, "
+     "FAT, swap), not the file's holes"},
+    {"map", 0, "OFFSET:LENGTH",
+     "also map these bytes (K, M, G suffixes; rounded out to blocks; "
+     "repeatable), e.g. a zero-filled environment"},
+    {"force", 0, NULL,
+     "read a block device even while it is mounted read-write"},
     {0},
 };
+
+/* OFFSET:LENGTH, each a size (cli_parse_size). */
+static int add_map(struct create_args *a, const char *arg)
+{
+	const char *colon = strchr(arg, ':');
+	struct bmaptk_byte_range r;
+	struct bmaptk_byte_range *grown;
+	char off[64];
+
+	if (!colon || (size_t)(colon - arg) >= sizeof(off)) {
+		cli_error("--map %s: expected OFFSET:LENGTH in bytes (e.g. "
+			  "4M:64K)",
+			  arg);
+		return -1;
+	}
+	memcpy(off, arg, (size_t)(colon - arg));
+	off[colon - arg] = '\0';
+	if (cli_parse_size(off, &r.off) || cli_parse_size(colon + 1, &r.len) ||
+	    r.len == 0 || r.off + r.len < r.off) {
+		cli_error("--map %s: expected OFFSET:LENGTH, two sizes with "
+			  "an optional K, M or G and a non-zero length",
+			  arg);
+		return -1;
+	}
+	grown = realloc(a->maps, (a->nmaps + 1) * sizeof(*grown));
+	if (!grown) {
+		cli_error("out of memory");
+		return -1;
+	}
+	a->maps = grown;
+	a->maps[a->nmaps++] = r;
+	return 0;
+}
 
 static int on_option(const struct cli_option *opt, const char *arg, void *ctx)
 {
@@ -38,6 +83,12 @@ static int on_option(const struct cli_option *opt, const char *arg, void *ctx)
 		a->no_checksum = 1;
 	else if (!strcmp(opt->name, "scan-zeros"))
 		a->scan_zeros = 1;
+	else if (!strcmp(opt->name, "fs"))
+		a->fs = 1;
+	else if (!strcmp(opt->name, "force"))
+		a->force = 1;
+	else if (!strcmp(opt->name, "map"))
+		return add_map(a, arg);
 	return 0;
 }
 
@@ -163,6 +214,7 @@ static int run(int argc, char **argv)
 	struct bmaptk_create_opts opts = {0};
 	struct bmaptk_error err = {0};
 	struct bmaptk_bmap *b = NULL;
+	struct bmaptk_layout *layout = NULL;
 	struct cli_progress progress;
 	const char *force = getenv("BMAPTK_FORCE_SEEK");
 	char *tmp = NULL, *final = NULL;
@@ -170,15 +222,20 @@ static int run(int argc, char **argv)
 	int first, fd = STDOUT_FILENO, rc;
 
 	first = cli_parse(&cmd_create, argc, argv, on_option, &a);
-	if (first < 0)
+	if (first < 0) {
+		free(a.maps);
 		return first == -2 ? 0 : BMAPTK_ERR_USAGE;
+	}
 	if (argc - first != 1) {
 		cli_error(
 		    "create: expected one IMAGE (see bmaptk create --help)");
+		free(a.maps);
 		return BMAPTK_ERR_USAGE;
 	}
-	if (a.output && refuse_output(a.output, argv[first]))
+	if (a.output && refuse_output(a.output, argv[first])) {
+		free(a.maps);
 		return BMAPTK_ERR_USAGE;
+	}
 	/* Opening a FIFO output waits for its reader: a signal must end
 	 * that wait too. */
 	cli_catch_signals();
@@ -188,11 +245,17 @@ static int run(int argc, char **argv)
 		cli_error("%s: cannot write the bmap here: %s", a.output,
 			  e == EINTR ? "interrupted" : strerror(e));
 		free(final);
+		free(a.maps);
 		return e == EINTR ? BMAPTK_ERR_INTERRUPTED : BMAPTK_ERR_IO;
 	}
 	cli_progress_start(&progress, "hashing", NULL);
 	opts.no_checksum = a.no_checksum;
 	opts.scan_zeros = a.scan_zeros;
+	opts.fs = a.fs;
+	opts.force = a.force;
+	opts.must_map = a.maps;
+	opts.n_must_map = a.nmaps;
+	opts.layout = &layout;
 	opts.reg = cli_registry();
 	opts.force_seek = force && *force && strcmp(force, "0");
 	opts.interrupted = &cli_interrupted;
@@ -211,9 +274,11 @@ static int run(int argc, char **argv)
 	} else {
 		rc = emit(&a, fd, tmp, final, b);
 	}
-	if (!rc)
+	if (!rc && layout)
+		report_layout(argv[first], layout, b, cli_now() - t0);
+	else if (!rc)
 		report(argv[first], b, cli_now() - t0);
-	if (!rc && !a.scan_zeros && b->image_size > 64 * 4096 &&
+	if (!rc && !a.scan_zeros && !a.fs && b->image_size > 64 * 4096 &&
 	    b->mapped_blocks_count == b->blocks_count)
 		cli_warn(
 		    "%s: every block is mapped, so the bmap saves nothing; "
@@ -227,6 +292,8 @@ static int run(int argc, char **argv)
 	}
 	free(tmp);
 	free(final);
+	free(a.maps);
+	bmaptk_layout_free(layout);
 	bmaptk_bmap_free(b);
 	return rc;
 }
@@ -234,7 +301,8 @@ static int run(int argc, char **argv)
 const struct cmd cmd_create = {
     .name = "create",
     .summary = "write the block map of a sparse image file",
-    .usage = "[-o BMAP] [--no-checksum] [--scan-zeros] IMAGE",
+    .usage = "[-o BMAP] [--no-checksum] [--scan-zeros] [--fs] "
+	     "[--map OFFSET:LENGTH]... [--force] IMAGE",
     .description =
 	"Finds the blocks of IMAGE that hold data (FIEMAP, or\n"
 	"SEEK_DATA/SEEK_HOLE where FIEMAP is missing; set\n"
@@ -244,7 +312,17 @@ const struct cmd cmd_create = {
 	"An Android sparse image (simg) is mapped by its chunks without\n"
 	"expanding it. With --scan-zeros, IMAGE is read (and decoded\n"
 	"if compressed) and all-zero blocks become holes: the bmap then\n"
-	"equals that of the image made sparse (cp --sparse=always).",
+	"equals that of the image made sparse (cp --sparse=always).\n"
+	"With --fs, the bmap maps what the image's partition table\n"
+	"(MBR with its EBRs, or both GPT copies) and its filesystems use:\n"
+	"ext2/3/4 by their block bitmaps (libext2fs), FAT by its FAT,\n"
+	"swap by its header; other partitions and the space outside\n"
+	"them by the file's extents (by their non-zero blocks for a block\n"
+	"device or with --scan-zeros). Blocks a filesystem uses are\n"
+	"mapped even where the file has a hole, so they are written as\n"
+	"zeros. IMAGE may be a block device (opened read-only) with --fs\n"
+	"or --scan-zeros; one with a filesystem mounted read-write is\n"
+	"refused unless --force.",
     .options = options,
     .run = run,
 };

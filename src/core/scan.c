@@ -23,22 +23,6 @@ struct scan_sink {
 	size_t carry_len;
 };
 
-/* Words, not bytes: the scan must run at memory speed. */
-static int all_zero(const unsigned char *p, size_t len)
-{
-	const uint64_t *w = (const uint64_t *)(const void *)p;
-	size_t i = 0;
-
-	for (; i + 8 <= len / 8; i += 8)
-		if (w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] |
-		    w[i + 5] | w[i + 6] | w[i + 7])
-			return 0;
-	for (size_t b = i * 8; b < len; b++)
-		if (p[b])
-			return 0;
-	return 1;
-}
-
 static void end_range(struct scan_sink *s)
 {
 	if (!s->in_range)

@@ -197,3 +197,20 @@ unsigned online_cpus(void)
 
 	return n > 0 ? (unsigned)n : 1;
 }
+
+/* Words, not bytes: the scan must run at memory speed. */
+int all_zero(const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+	const uint64_t *w = buf;
+	size_t i = 0;
+
+	for (; i + 8 <= len / 8; i += 8)
+		if (w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] |
+		    w[i + 5] | w[i + 6] | w[i + 7])
+			return 0;
+	for (size_t b = i * 8; b < len; b++)
+		if (p[b])
+			return 0;
+	return 1;
+}

@@ -55,4 +55,7 @@ const char *human_size(uint64_t bytes, char *buf, size_t len);
 
 unsigned online_cpus(void);
 
+/* Whether len bytes at buf (8-byte aligned) are all zero. */
+int all_zero(const void *buf, size_t len);
+
 #endif

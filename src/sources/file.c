@@ -2,8 +2,10 @@
  * which cannot seek. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -108,9 +110,19 @@ fd_stream_new(int fd, const char *name, int owns_fd, struct bmaptk_error *err)
 	f->base.size = BMAPTK_SIZE_UNKNOWN;
 	f->fd = fd;
 	f->owns_fd = owns_fd;
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+	if (fstat(fd, &st) < 0) {
+		st.st_mode = 0;
+	} else if (S_ISREG(st.st_mode)) {
 		f->seekable = 1;
 		f->base.size = (uint64_t)st.st_size;
+	} else if (S_ISBLK(st.st_mode) &&
+		   ioctl(fd, BLKGETSIZE64, &f->base.size) == 0) {
+		/* A golden card read as the image. */
+		f->seekable = 1;
+	} else {
+		f->base.size = BMAPTK_SIZE_UNKNOWN;
+	}
+	if (f->seekable) {
 		f->pos = (uint64_t)lseek(fd, 0, SEEK_CUR);
 		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	}

@@ -79,7 +79,7 @@ static unsigned char *read_file(const char *path, size_t len)
 	return buf;
 }
 
-static int all_zero(const unsigned char *buf, size_t len)
+static int bytes_zero(const unsigned char *buf, size_t len)
 {
 	for (size_t i = 0; i < len; i++)
 		if (buf[i])
@@ -187,7 +187,7 @@ static void test_file_new_is_exact_and_sparse(void **state)
 	for (uint64_t off = 0; off < size; off += 4096)
 		if (!in_pieces(off, p, 3))
 			assert_true(
-			    all_zero(data + off, MIN(4096, size - off)));
+			    bytes_zero(data + off, MIN(4096, size - off)));
 	free(data);
 	unlink(path);
 }
@@ -211,15 +211,15 @@ static void test_file_existing_is_cut_to_image(void **state)
 	assert_int_equal(file_size(path), size);
 	/* The old bytes are gone from the start, before any write. */
 	assert_int_equal(s->ops->pread(s, probe, sizeof(probe), 0, &err), 0);
-	assert_true(all_zero(probe, sizeof(probe)));
+	assert_true(bytes_zero(probe, sizeof(probe)));
 	write_pieces(s, p, 2);
 	finish_ok(s, size);
 	s->ops->close(s, 0);
 
 	data = read_file(path, size);
 	assert_pieces(data, p, 2);
-	assert_true(all_zero(data, MIB));
-	assert_true(all_zero(data + MIB + 65536, 3 * MIB - 65536));
+	assert_true(bytes_zero(data, MIB));
+	assert_true(bytes_zero(data + MIB + 65536, 3 * MIB - 65536));
 	free(data);
 	free(old);
 	unlink(path);
@@ -289,8 +289,8 @@ static void test_file_unknown_size_set_by_finish(void **state)
 	assert_true((uint64_t)st.st_blocks * 512 < 256 * 1024);
 	data = read_file(path, size);
 	assert_pieces(data, p, 2);
-	assert_true(all_zero(data + 4096, MIB - 4096));
-	assert_true(all_zero(data + MIB + 100, size - MIB - 100));
+	assert_true(bytes_zero(data + 4096, MIB - 4096));
+	assert_true(bytes_zero(data + MIB + 100, size - MIB - 100));
 	free(data);
 	unlink(path);
 }
