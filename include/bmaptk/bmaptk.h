@@ -77,6 +77,13 @@ int bmaptk_bmap_load(const char *path, struct bmaptk_bmap **out,
 		     struct bmaptk_error *err);
 void bmaptk_bmap_free(struct bmaptk_bmap *b);
 
+/* Split b's ranges where they cross a multiple of grid bytes (a multiple
+ * of the block size), so that each lies inside one chunk of the grid.
+ * Ranges that are split lose their digests (zeroed: hash them again).
+ * Returns 0 when nothing had to be split, 1 when ranges were split, -1 on
+ * a bad grid or no memory. */
+int bmaptk_bmap_split(struct bmaptk_bmap *b, uint64_t grid);
+
 /* Serialise as format 2.0 with its file checksum. Returns a malloc'd
  * NUL-terminated document, or NULL on allocation failure. */
 char *bmaptk_bmap_format(const struct bmaptk_bmap *b, size_t *len);
@@ -210,6 +217,10 @@ struct bmaptk_create_opts {
 	int force;
 	/* With fs: set to what was found (free with bmaptk_layout_free). */
 	struct bmaptk_layout **layout;
+	/* Split the ranges on a grid of this many bytes (a multiple of the
+	 * block size; 0: no split), so that each has its own digest: a
+	 * delta copy over HTTP then fetches only the chunks that differ. */
+	uint64_t split;
 };
 
 struct bmaptk_byte_range {

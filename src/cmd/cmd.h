@@ -28,7 +28,7 @@ struct cmd {
 	int (*run)(int argc, char **argv);
 };
 
-extern const struct cmd cmd_create, cmd_copy, cmd_check, cmd_plugins;
+extern const struct cmd cmd_create, cmd_copy, cmd_check, cmd_pack, cmd_plugins;
 
 /* Global state set by options any command accepts. */
 struct cli_globals {

@@ -17,6 +17,7 @@ struct create_args {
 	int scan_zeros;
 	int fs;
 	int force;
+	uint64_t split;
 	struct bmaptk_byte_range *maps;
 	size_t nmaps;
 };
@@ -37,6 +38,9 @@ static const struct cli_option options[] = {
      "repeatable), e.g. a zero-filled environment"},
     {"force", 0, NULL,
      "read a block device even while it is mounted read-write"},
+    {"split", 0, "SIZE",
+     "split the ranges on a SIZE grid (e.g. 1M), each with its own "
+     "checksum, for delta copies over HTTP"},
     {0},
 };
 
@@ -89,6 +93,15 @@ static int on_option(const struct cli_option *opt, const char *arg, void *ctx)
 		a->force = 1;
 	else if (!strcmp(opt->name, "map"))
 		return add_map(a, arg);
+	else if (!strcmp(opt->name, "split")) {
+		if (cli_parse_size(arg, &a->split) || !a->split ||
+		    a->split % 4096) {
+			cli_error("--split %s: expected a size that is a "
+				  "multiple of 4 KiB (e.g. 1M)",
+				  arg);
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -256,6 +269,7 @@ static int run(int argc, char **argv)
 	opts.must_map = a.maps;
 	opts.n_must_map = a.nmaps;
 	opts.layout = &layout;
+	opts.split = a.split;
 	opts.reg = cli_registry();
 	opts.force_seek = force && *force && strcmp(force, "0");
 	opts.interrupted = &cli_interrupted;
@@ -302,7 +316,7 @@ const struct cmd cmd_create = {
     .name = "create",
     .summary = "write the block map of a sparse image file",
     .usage = "[-o BMAP] [--no-checksum] [--scan-zeros] [--fs] "
-	     "[--map OFFSET:LENGTH]... [--force] IMAGE",
+	     "[--map OFFSET:LENGTH]... [--force] [--split SIZE] IMAGE",
     .description =
 	"Finds the blocks of IMAGE that hold data (FIEMAP, or\n"
 	"SEEK_DATA/SEEK_HOLE where FIEMAP is missing; set\n"

@@ -9,7 +9,7 @@
 #include "events.h"
 
 static const struct cmd *const commands[] = {
-    &cmd_check, &cmd_copy, &cmd_create, &cmd_plugins, NULL,
+    &cmd_check, &cmd_copy, &cmd_create, &cmd_pack, &cmd_plugins, NULL,
 };
 
 static void usage(FILE *out)

@@ -175,6 +175,13 @@ int bmaptk_create(const char *image, const struct bmaptk_create_opts *opts,
 	for (size_t i = 0; i < b->nranges; i++)
 		b->mapped_blocks_count +=
 		    b->ranges[i].last - b->ranges[i].first + 1;
+	if (!rc && opts->split && bmaptk_bmap_split(b, opts->split) < 0)
+		rc = bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
+				      "%s: cannot split on a grid of %llu "
+				      "bytes: not a multiple of the block "
+				      "size %u (or out of memory)",
+				      image, (unsigned long long)opts->split,
+				      b->block_size);
 	if (!rc && b->range_digests && b->nranges) {
 		struct range_hash_opts ho = {.threads = opts->threads,
 					     .chunk = HASH_CHUNK,

@@ -111,12 +111,13 @@ static int check_bitmap_locations(ext2_filsys fs, char *why, size_t why_len)
 
 	for (dgrp_t g = 0; g < fs->group_desc_count; g++) {
 		blk64_t at = EXT2FS(ext2fs_block_bitmap_loc)(fs, g);
-		if (at < first || at >= blocks) {
+		if (at <= first || at >= blocks) { /* first: a superblock */
 			snprintf(why, why_len,
-				 "bad group descriptors: the block bitmap of "
-				 "group %lu is at block %llu, outside the "
-				 "filesystem",
-				 (unsigned long)g, (unsigned long long)at);
+				 "bad group descriptors: group %lu has its "
+				 "block bitmap at block %llu, not in %llu-%llu",
+				 (unsigned long)g, (unsigned long long)at,
+				 (unsigned long long)first + 1,
+				 (unsigned long long)blocks - 1);
 			return -1;
 		}
 	}
