@@ -123,10 +123,11 @@ int fsmap_by_data(int fd, const char *name, uint64_t off, uint64_t len,
 	return 0;
 }
 
-static int by_data(struct probe *p, uint64_t off, uint64_t len)
+static int by_data(struct probe *p, uint64_t off, uint64_t len,
+		   struct extent_set *out)
 {
 	return fsmap_by_data(p->fd, p->name, off, len, p->data, p->interrupted,
-			     p->out, p->err);
+			     out, p->err);
 }
 
 /* ---- the partition table's own sectors -------------------------------- */
@@ -380,11 +381,15 @@ static fs_mapper_fn *mapper_of(const char *type)
 	return NULL;
 }
 
+/* A partition, or the filesystem on the whole image. Its ranges are
+ * gathered apart (extent_add merges with the last range, which may be the
+ * previous region's) so that a failed mapper is undone whole and what the
+ * summary counts is this region's alone. */
 static int map_region(struct probe *p, int number, uint64_t off, uint64_t len,
 		      int probe_fs)
 {
 	struct bmaptk_layout_part *lp = &p->layout->parts[p->layout->nparts++];
-	size_t from = p->out->n;
+	struct extent_set mine = {0};
 	fs_mapper_fn *fn = NULL;
 	char why[256] = "";
 	int rc = -1;
@@ -397,9 +402,11 @@ static int map_region(struct probe *p, int number, uint64_t off, uint64_t len,
 	if (lp->fstype[0])
 		fn = mapper_of(lp->fstype);
 	if (fn)
-		rc = fn(p->fd, off, len, p->out, why, sizeof(why));
-	if (rc == -2)
+		rc = fn(p->fd, off, len, &mine, why, sizeof(why));
+	if (rc == -2) {
+		extent_set_free(&mine);
 		return oom(p);
+	}
 	if (rc == -1 && why[0]) {
 		if (number)
 			bmaptk_warn("%s: partition %d (%s): %s; mapped by data",
@@ -410,11 +417,19 @@ static int map_region(struct probe *p, int number, uint64_t off, uint64_t len,
 	}
 	lp->by_fs = rc == 0;
 	if (rc) {
-		p->out->n = from;
-		if (by_data(p, off, len))
+		mine.n = 0;
+		if (by_data(p, off, len, &mine)) {
+			extent_set_free(&mine);
 			return -1;
+		}
 	}
-	lp->mapped = extent_total(p->out, from);
+	lp->mapped = extent_total(&mine, 0);
+	for (size_t i = 0; i < mine.n; i++)
+		if (add(p, mine.v[i].off, mine.v[i].len)) {
+			extent_set_free(&mine);
+			return -1;
+		}
+	extent_set_free(&mine);
 	return 0;
 }
 
@@ -436,11 +451,11 @@ static int map_outside(struct probe *p)
 		const struct part *q = &p->parts[i];
 		if (q->extended > 0)
 			continue;
-		if (q->off > pos && by_data(p, pos, q->off - pos))
+		if (q->off > pos && by_data(p, pos, q->off - pos, p->out))
 			return -1;
 		pos = MAX(pos, q->off + q->len);
 	}
-	return pos < p->size ? by_data(p, pos, p->size - pos) : 0;
+	return pos < p->size ? by_data(p, pos, p->size - pos, p->out) : 0;
 }
 
 int fsmap_image(int fd, const char *name, uint64_t size,
