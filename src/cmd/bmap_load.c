@@ -61,7 +61,7 @@ static int find_signature(const char *bmap_path, char **sig, size_t *len,
 		}
 		return rc;
 	}
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; bmap_path && i < 2; i++) {
 		char *cand = bmaptk_add_suffix(bmap_path, suffixes[i]);
 		int rc =
 		    cand ? bmaptk_read_all(cli_registry(), cand, &cli.source,
@@ -131,7 +131,15 @@ static int judge(const struct bmaptk_signature *sigs, size_t n,
 }
 
 /* Verify data's signature; a clearsigned bmap is replaced by its text. */
+/* A signature that came with the bmap (a packed image's), used unless
+ * --bmap-sig names another. */
+struct given_sig {
+	const char *data;
+	size_t len;
+};
+
 static int check_signature(const char *bmap_path, char **data, size_t *len,
+			   const struct given_sig *given,
 			   struct bmaptk_error *err)
 {
 	int clear = !strncmp(*data, BMAPTK_CLEARSIGN_MARKER,
@@ -152,9 +160,21 @@ static int check_signature(const char *bmap_path, char **data, size_t *len,
 	else if (cli.sig.no_verify) {
 		cli.sig_state = "not-checked";
 		return 0;
-	} else if ((rc = find_signature(bmap_path, &sig, &sig_len, &sig_path,
-					err)))
+	} else if (given && given->len && !cli.sig.bmap_sig) {
+		if (!(sig = malloc(given->len)) ||
+		    !(sig_path = strdup(bmap_path))) {
+			free(sig);
+			return bmaptk_set_error(err, BMAPTK_ERR_IO, ENOMEM,
+						"out of memory");
+		}
+		memcpy(sig, given->data, given->len);
+		sig_len = given->len;
+	} else if ((given && (rc = find_signature(NULL, &sig, &sig_len,
+						  &sig_path, err))) ||
+		   (!given && (rc = find_signature(bmap_path, &sig, &sig_len,
+						   &sig_path, err)))) {
 		return rc;
+	}
 	if (!clear && !sig) {
 		free(sig_path); /* an empty signature file: none */
 		if (cli.sig.fingerprint || cli.sig.keyring)
@@ -322,7 +342,7 @@ int cli_load_bmap(const char *path, const char *image, int nobmap_ok,
 	if (!rc)
 		input_ids_add(&cli.inputs, *bmap_path, "the bmap");
 	if (!rc)
-		rc = check_signature(*bmap_path, &data, &len, err);
+		rc = check_signature(*bmap_path, &data, &len, NULL, err);
 	if (!rc)
 		rc = bmaptk_bmap_parse(data, len, shown(*bmap_path), bmap, err);
 	free(data);
@@ -332,6 +352,36 @@ int cli_load_bmap(const char *path, const char *image, int nobmap_ok,
 		free(*bmap_path);
 		*bmap_path = r;
 	}
+	return rc;
+}
+
+int cli_load_embedded_bmap(const char *image, const char *doc, size_t len,
+			   const char *sig, size_t sig_len,
+			   struct bmaptk_bmap **bmap, char **bmap_path,
+			   struct bmaptk_error *err)
+{
+	struct given_sig given = {sig, sig_len};
+	char *data = malloc(len + 1);
+	size_t n = strlen(shown(image)) + 16;
+	int rc;
+
+	*bmap = NULL;
+	*bmap_path = malloc(n);
+	if (!data || !*bmap_path) {
+		free(data);
+		free(*bmap_path);
+		*bmap_path = NULL;
+		return bmaptk_set_error(err, BMAPTK_ERR_IO, ENOMEM,
+					"out of memory");
+	}
+	snprintf(*bmap_path, n, "%s (embedded)", shown(image));
+	memcpy(data, doc, len);
+	data[len] = '\0';
+	cli_info("using the bmap embedded in %s", shown(image));
+	rc = check_signature(*bmap_path, &data, &len, &given, err);
+	if (!rc)
+		rc = bmaptk_bmap_parse(data, len, *bmap_path, bmap, err);
+	free(data);
 	return rc;
 }
 

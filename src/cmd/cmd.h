@@ -129,6 +129,13 @@ double cli_now(void);
 int cli_load_bmap(const char *path, const char *image, int nobmap_ok,
 		  struct bmaptk_bmap **bmap, char **bmap_path,
 		  struct bmaptk_error *err);
+/* The bmap (and signature, sig_len 0: none) a packed image carries,
+ * verified as cli_load_bmap verifies a file; *bmap_path names it for
+ * messages ("IMAGE (embedded)"). */
+int cli_load_embedded_bmap(const char *image, const char *doc, size_t len,
+			   const char *sig, size_t sig_len,
+			   struct bmaptk_bmap **bmap, char **bmap_path,
+			   struct bmaptk_error *err);
 void cli_describe_bmap(const struct bmaptk_bmap *b, const char *path);
 
 /* Read DEST back and report; shared by check and copy --check. With bad,

@@ -420,11 +420,12 @@ static void summarize(const char *image, const struct bmaptk_copy_stats *st,
 /* Copy to every live destination from one decode; finish them. */
 static int write_all(const struct copy_args *a, struct bmaptk_stream *img,
 		     const struct bmaptk_bmap *bmap, const char *bmap_path,
-		     struct dest *dests, size_t n, struct bmaptk_copy_stats *st)
+		     struct dest *dests, size_t n, int compare,
+		     struct bmaptk_copy_stats *st)
 {
 	struct bmaptk_copy_opts co = {.bmap = bmap,
 				      .verify = !a->no_verify,
-				      .skip_unchanged = a->skip_unchanged,
+				      .skip_unchanged = compare,
 				      .interrupted = &cli_interrupted,
 				      .lose_write_at = a->lose_write_at,
 				      .lose_write_always =
@@ -495,12 +496,27 @@ static int write_all(const struct copy_args *a, struct bmaptk_stream *img,
 	return rc;
 }
 
+/* --skip-unchanged compares by checksums first where the image can fetch
+ * any range on its own: only what differs then crosses the network. A
+ * stream that must be decoded whole anyway compares while writing, in
+ * finer chunks. Discarding or zeroing the holes needs the whole bmap. */
+static int by_checksums(const struct copy_args *a, const char *image,
+			const struct bmaptk_stream *img,
+			const struct bmaptk_bmap *bmap)
+{
+	if (!a->skip_unchanged || !bmap->range_digests || a->discard ||
+	    a->zero_holes)
+		return 0;
+	return !strcmp(img->format, "raw") && strstr(image, "://") != NULL;
+}
+
 static int copy_image(const struct copy_args *a, const char *image,
 		      char **paths, size_t n, const struct bmaptk_bmap *bmap,
 		      const char *bmap_path, struct bmaptk_stream *img)
 {
 	struct dest *dests = calloc(n, sizeof(*dests));
 	struct bmaptk_copy_stats st = {0};
+	struct bmaptk_bmap *delta = NULL;
 	int rc = 0;
 
 	if (!dests) {
@@ -521,7 +537,11 @@ static int copy_image(const struct copy_args *a, const char *image,
 		st.image_size = bmap->image_size;
 		st.mapped_bytes = bmaptk_bmap_mapped_bytes(bmap);
 	}
-	rc = write_all(a, img, bmap, bmap_path, dests, n, &st);
+	if (bmap && by_checksums(a, image, img, bmap))
+		delta = delta_bmap(bmap, dests, n);
+	rc = write_all(a, img, delta ? delta : bmap, bmap_path, dests, n,
+		       a->skip_unchanged && !delta, &st);
+	bmaptk_bmap_free(delta);
 	for (size_t i = 0; i < n && a->check && !rc; i++)
 		if (!dests[i].status)
 			dest_check(&dests[i], a, bmap, image);

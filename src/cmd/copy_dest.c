@@ -109,9 +109,8 @@ void dest_open(struct dest *d, const struct copy_args *a,
 		dest_fail(d, &err);
 }
 
-/* A bmap holding only the listed ranges of b. */
-static struct bmaptk_bmap *sub_bmap(const struct bmaptk_bmap *b,
-				    const size_t *idx, size_t n)
+struct bmaptk_bmap *sub_bmap(const struct bmaptk_bmap *b, const size_t *idx,
+			     size_t n)
 {
 	struct bmaptk_bmap *s = malloc(sizeof(*s));
 

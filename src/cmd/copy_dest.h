@@ -48,6 +48,19 @@ void dest_fail(struct dest *d, const struct bmaptk_error *err);
 void dest_check(struct dest *d, const struct copy_args *a,
 		const struct bmaptk_bmap *bmap, const char *image);
 
+/* A bmap holding only the listed ranges of b (free with bmaptk_bmap_free),
+ * or NULL when out of memory. */
+struct bmaptk_bmap *sub_bmap(const struct bmaptk_bmap *b, const size_t *idx,
+			     size_t n);
+
+/* --skip-unchanged by checksums (copy_delta.c): the ranges of b that some
+ * live DEST does not already hold, read back and hashed before anything is
+ * fetched, so that only those are fetched, decoded and written. NULL (and
+ * a debug line) when a DEST cannot be read back as a whole: the copy then
+ * compares as it writes. */
+struct bmaptk_bmap *delta_bmap(const struct bmaptk_bmap *b,
+			       const struct dest *dests, size_t n);
+
 /* Close, say what was left behind, and report the result. */
 void dest_close(struct dest *d);
 
