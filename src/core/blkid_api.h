@@ -30,7 +30,9 @@
 	X(blkid_loff_t, blkid_partition_get_start, (blkid_partition par))      \
 	X(blkid_loff_t, blkid_partition_get_size, (blkid_partition par))       \
 	X(int, blkid_partition_get_partno, (blkid_partition par))              \
-	X(int, blkid_partition_is_extended, (blkid_partition par))
+	X(int, blkid_partition_is_extended, (blkid_partition par))             \
+	X(int, blkid_partition_get_type, (blkid_partition par))                \
+	X(const char *, blkid_partition_get_type_string, (blkid_partition par))
 
 struct blkid_api {
 #define BLKID_FIELD(ret, name, params) ret(*name) params;

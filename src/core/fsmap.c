@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "blkid_api.h"
 #include "fsmap.h"
@@ -18,7 +19,9 @@
 struct part {
 	int number;
 	uint64_t off, len; /* clipped to the image */
-	int extended;
+	int extended;	   /* a container of logical partitions */
+	int clipped;	   /* ran past the image's end: mapped by data */
+	int fs_type_hint;  /* its type says it holds a filesystem */
 };
 
 struct probe {
@@ -235,6 +238,31 @@ static int map_dos(struct probe *p)
 /* ---- libblkid --------------------------------------------------------- */
 
 #ifdef BMAPTK_HAVE_BLKID
+/* Partition types that promise a filesystem: a zeroed superblock there is
+ * damage worth a warning, where a firmware partition is just data. */
+static int holds_filesystem(blkid_partition par)
+{
+	static const char *const guids[] = {
+	    "0fc63daf-8483-4772-8e79-3d69d8477de4", /* Linux filesystem */
+	    "ebd0a0a2-b9e5-4433-87c0-68b6b72699c7", /* basic data */
+	    "c12a7328-f81f-11d2-ba4b-00a0c93ec93b", /* EFI system */
+	    "4f68bce3-e8cd-4db1-96e7-fbcaf984b709", /* root (x86-64) */
+	    "b921b045-1df0-41c3-af44-4c6f280d3fae", /* root (arm64) */
+	};
+	static const int dos[] = {0x01, 0x04, 0x06, 0x0b,
+				  0x0c, 0x0e, 0x83, 0xef};
+	const char *guid = BLKID(blkid_partition_get_type_string)(par);
+	int type = BLKID(blkid_partition_get_type)(par);
+
+	for (size_t i = 0; guid && i < sizeof(guids) / sizeof(guids[0]); i++)
+		if (!strcasecmp(guid, guids[i]))
+			return 1;
+	for (size_t i = 0; !guid && i < sizeof(dos) / sizeof(dos[0]); i++)
+		if (type == dos[i])
+			return 1;
+	return 0;
+}
+
 /* The partitions, or none (p->table stays "") when there is no table. */
 static int find_partitions(struct probe *p)
 {
@@ -295,8 +323,9 @@ static int find_partitions(struct probe *p)
 			if (q->off >= p->size)
 				continue;
 			q->len = p->size - q->off;
-			q->extended = -1; /* mapped by data */
+			q->clipped = 1;
 		}
+		q->fs_type_hint = holds_filesystem(par);
 		p->nparts++;
 	}
 	if (!strcmp(p->table, "gpt"))
@@ -385,9 +414,10 @@ static fs_mapper_fn *mapper_of(const char *type)
  * gathered apart (extent_add merges with the last range, which may be the
  * previous region's) so that a failed mapper is undone whole and what the
  * summary counts is this region's alone. */
-static int map_region(struct probe *p, int number, uint64_t off, uint64_t len,
-		      int probe_fs)
+static int map_region(struct probe *p, const struct part *q)
 {
+	int number = q ? q->number : 0;
+	uint64_t off = q ? q->off : 0, len = q ? q->len : p->size;
 	struct bmaptk_layout_part *lp = &p->layout->parts[p->layout->nparts++];
 	struct extent_set mine = {0};
 	fs_mapper_fn *fn = NULL;
@@ -397,10 +427,15 @@ static int map_region(struct probe *p, int number, uint64_t off, uint64_t len,
 	lp->number = number;
 	lp->off = off;
 	lp->len = len;
-	if (probe_fs)
+	if (!q || !q->clipped)
 		fs_type(p, off, len, lp->fstype, sizeof(lp->fstype));
 	if (lp->fstype[0])
 		fn = mapper_of(lp->fstype);
+	else if (q && !q->clipped && q->fs_type_hint)
+		bmaptk_warn("%s: partition %d: its type says it holds a "
+			    "filesystem, but none was found (damaged?); "
+			    "mapped by data",
+			    p->name, number);
 	if (fn)
 		rc = fn(p->fd, off, len, &mine, why, sizeof(why));
 	if (rc == -2) {
@@ -449,7 +484,7 @@ static int map_outside(struct probe *p)
 	qsort(p->parts, p->nparts, sizeof(*p->parts), by_start);
 	for (size_t i = 0; i < p->nparts; i++) {
 		const struct part *q = &p->parts[i];
-		if (q->extended > 0)
+		if (q->extended)
 			continue;
 		if (q->off > pos && by_data(p, pos, q->off - pos, p->out))
 			return -1;
@@ -489,15 +524,12 @@ int fsmap_image(int fd, const char *name, uint64_t size,
 		goto out;
 	}
 	if (!p.table[0]) {
-		rc = map_region(&p, 0, 0, size, 1) ? err->status : 0;
+		rc = map_region(&p, NULL) ? err->status : 0;
 		goto out;
 	}
 	for (size_t i = 0; !rc && i < p.nparts; i++)
-		if (p.parts[i].extended <= 0)
-			rc = map_region(&p, p.parts[i].number, p.parts[i].off,
-					p.parts[i].len, !p.parts[i].extended)
-				 ? err->status
-				 : 0;
+		if (!p.parts[i].extended)
+			rc = map_region(&p, &p.parts[i]) ? err->status : 0;
 	if (!rc && map_outside(&p))
 		rc = err->status;
 out:
