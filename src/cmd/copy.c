@@ -12,6 +12,7 @@
 
 #include <zstd.h>
 
+#include "pack.h"
 #include "xz_size.h"
 #include "blk_inuse.h"
 #include "bmaptool_log.h"
@@ -507,7 +508,8 @@ static int by_checksums(const struct copy_args *a, const char *image,
 	if (!a->skip_unchanged || !bmap->range_digests || a->discard ||
 	    a->zero_holes)
 		return 0;
-	return !strcmp(img->format, "raw") && strstr(image, "://") != NULL;
+	return pack_stream_is(img) ||
+	       (!strcmp(img->format, "raw") && strstr(image, "://") != NULL);
 }
 
 static int copy_image(const struct copy_args *a, const char *image,
@@ -517,6 +519,7 @@ static int copy_image(const struct copy_args *a, const char *image,
 	struct dest *dests = calloc(n, sizeof(*dests));
 	struct bmaptk_copy_stats st = {0};
 	struct bmaptk_bmap *delta = NULL;
+	struct bmaptk_error err = {0};
 	int rc = 0;
 
 	if (!dests) {
@@ -539,8 +542,18 @@ static int copy_image(const struct copy_args *a, const char *image,
 	}
 	if (bmap && by_checksums(a, image, img, bmap))
 		delta = delta_bmap(bmap, dests, n);
+	/* A packed image fetches and decodes only the chunks to be written. */
+	if (pack_stream_is(img) &&
+	    (rc = pack_stream_plan(img, delta ? delta : bmap, 0, &err))) {
+		cli_fail(&err);
+		for (size_t i = 0; i < n; i++)
+			if (!dests[i].status)
+				dests[i].status = rc;
+		goto done;
+	}
 	rc = write_all(a, img, delta ? delta : bmap, bmap_path, dests, n,
 		       a->skip_unchanged && !delta, &st);
+done:
 	bmaptk_bmap_free(delta);
 	for (size_t i = 0; i < n && a->check && !rc; i++)
 		if (!dests[i].status)
@@ -560,6 +573,34 @@ static int copy_image(const struct copy_args *a, const char *image,
 	return rc;
 }
 
+/* A packed image: its own bmap unless one was given or found by name,
+ * and, for a local file, its seek table and frame headers checked against
+ * the index before anything is written. */
+static int packed_bmap(const struct copy_args *a, const char *image,
+		       const struct bmaptk_stream *img, int use_embedded,
+		       struct bmaptk_bmap **bmap, char **bmap_path,
+		       struct bmaptk_error *err)
+{
+	const char *doc, *sig;
+	size_t len, sig_len;
+	char *local;
+	int rc = 0;
+
+	if (use_embedded) {
+		pack_stream_embedded(img, &doc, &len, &sig, &sig_len);
+		rc = cli_load_embedded_bmap(a->shown_image, doc, len, sig,
+					    sig_len, bmap, bmap_path, err);
+	} else if (*bmap_path) {
+		cli_info("%s also carries a bmap; using %s", a->shown_image,
+			 *bmap_path);
+	}
+	local = strcmp(image, "-") ? local_path_of(image) : NULL;
+	if (!rc && local)
+		rc = pack_stream_check_file(img, local, err);
+	free(local);
+	return rc;
+}
+
 /* A block device read as the image while a filesystem on it is mounted
  * read-write changes under the copy: neither its bmap nor its checksums
  * can hold. */
@@ -576,7 +617,7 @@ static int refuse_mounted_image(const char *image, int force,
 static int run(int argc, char **argv)
 {
 	struct copy_args a = {.rewrite_tries = 2};
-	struct bmaptk_error err = {0};
+	struct bmaptk_error err = {0}, not_found = {0};
 	struct bmaptk_bmap *bmap = NULL;
 	struct bmaptk_stream *img = NULL;
 	char *bmap_path = NULL;
@@ -616,9 +657,21 @@ static int run(int argc, char **argv)
 	if (!rc)
 		rc = cli_load_bmap(a.bmap, a.nobmap ? NULL : image, 1, &bmap,
 				   &bmap_path, &err);
+	/* No bmap beside the image: a packed image carries its own. */
+	if (rc == BMAPTK_ERR_USAGE && err.sys_errno == ENOENT && !a.bmap &&
+	    !a.nobmap) {
+		not_found = err;
+		err = (struct bmaptk_error){0};
+		rc = 0;
+	}
 	if (!rc && !(img = bmaptk_open_image(cli_registry(), image, &cli.source,
 					     &err)))
 		rc = err.status ? err.status : BMAPTK_ERR_IO;
+	if (!rc && pack_stream_is(img))
+		rc = packed_bmap(&a, image, img, not_found.status, &bmap,
+				 &bmap_path, &err);
+	else if (!rc && not_found.status)
+		err = not_found, rc = err.status;
 	if (!rc)
 		rc = check_image_size(img, bmap, a.shown_image, bmap_path,
 				      image, &err);

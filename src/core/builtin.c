@@ -9,6 +9,7 @@ extern const struct bmaptk_module bmaptk_codec_gzip;
 extern const struct bmaptk_module bmaptk_codec_xz;
 extern const struct bmaptk_module bmaptk_codec_bzip2;
 extern const struct bmaptk_module bmaptk_codec_zstd;
+extern const struct bmaptk_module bmaptk_codec_pack;
 extern const struct bmaptk_module bmaptk_codec_simg;
 extern const struct bmaptk_module bmaptk_sink_file;
 extern const struct bmaptk_module bmaptk_sink_blockdev;
@@ -26,6 +27,7 @@ const struct bmaptk_module *const bmaptk_builtin_modules[] = {
     &bmaptk_codec_xz,
     &bmaptk_codec_bzip2,
     &bmaptk_codec_zstd,
+    &bmaptk_codec_pack,
     &bmaptk_codec_simg,
     &bmaptk_sink_file,
     &bmaptk_sink_blockdev,
