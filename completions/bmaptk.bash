@@ -14,7 +14,7 @@ _bmaptk_commands()
 	if [[ $1 == bmaptool ]]; then
 		echo 'create copy'
 	else
-		echo 'check copy create plugins'
+		echo 'check copy create pack plugins'
 	fi
 }
 
@@ -33,14 +33,16 @@ _bmaptk_options()
 	fi
 	case $2 in
 	'') echo "$_bmaptk_common_opts --version" ;;
-	create) echo "-o --output --no-checksum --scan-zeros" \
-		"$_bmaptk_common_opts" ;;
+	create) echo "-o --output --no-checksum --scan-zeros --fs --map" \
+		"--force --split $_bmaptk_common_opts" ;;
 	copy) echo '--bmap --nobmap --no-verify --psplash-pipe' \
 		'--removable-device --check --rewrite-tries --skip-unchanged' \
 		'--discard --zero-holes --force --to --simg-crc' \
 		"$_bmaptk_remote_opts $_bmaptk_sig_opts $_bmaptk_common_opts" ;;
 	check) echo "--bmap --cached $_bmaptk_remote_opts $_bmaptk_sig_opts" \
 		"$_bmaptk_common_opts" ;;
+	pack) echo "-o --output --bmap --bmap-sig --chunk -l --level" \
+		"--no-sidecar $_bmaptk_common_opts" ;;
 	plugins) echo "$_bmaptk_common_opts" ;;
 	esac
 }
@@ -51,7 +53,8 @@ _bmaptk_takes_value()
 	case $1 in
 	-o | --output | --bmap | --bmap-sig | --keyring | --fingerprint | \
 		--psplash-pipe | --plugin-dir | --rewrite-tries | --to | \
-		--cacert | --retries | --timeout)
+		--cacert | --retries | --timeout | --map | --split | --chunk | \
+		-l | --level)
 		return 0
 		;;
 	esac

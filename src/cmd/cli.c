@@ -134,10 +134,38 @@ static void print_options(const struct cli_option *o, FILE *out)
 	}
 }
 
+/* The usage line, wrapped at 80 columns between bracketed groups, with
+ * the continuation under the first operand. */
+static void print_usage_line(const struct cmd *cmd, FILE *out)
+{
+	int indent = fprintf(out, "usage: bmaptk %s", cmd->name);
+	int col = indent, depth = 0;
+	const char *p = cmd->usage, *start = p;
+
+	for (;; p++) {
+		if (*p == '[')
+			depth++;
+		else if (*p == ']')
+			depth--;
+		if ((*p == ' ' && depth == 0) || !*p) {
+			int len = (int)(p - start);
+			if (col + 1 + len > 80) {
+				fprintf(out, "\n%*s", indent, "");
+				col = indent;
+			}
+			col += fprintf(out, " %.*s", len, start);
+			start = p + 1;
+		}
+		if (!*p)
+			break;
+	}
+	fputc('\n', out);
+}
+
 void cli_usage(const struct cmd *cmd, FILE *out)
 {
-	fprintf(out, "usage: bmaptk %s %s\n\n%s\n\noptions:\n", cmd->name,
-		cmd->usage, cmd->description);
+	print_usage_line(cmd, out);
+	fprintf(out, "\n%s\n\noptions:\n", cmd->description);
 	print_options(cmd->options, out);
 	if (cmd->reads_images) {
 		print_options(remote_options, out);

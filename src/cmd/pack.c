@@ -520,6 +520,13 @@ static int make_bmap(struct job *j)
 		cli_error("%s: changed size while it was mapped", j->image);
 		return BMAPTK_ERR_USAGE;
 	}
+	if (j->b->image_size > 64 * 4096 &&
+	    j->b->mapped_blocks_count == j->b->blocks_count)
+		cli_warn("%s: every block is mapped, so a copy writes them "
+			 "all; if the image is not a sparse file, `bmaptk "
+			 "create --scan-zeros` finds its empty blocks: pack "
+			 "with that bmap (--bmap)",
+			 j->image);
 	return 0;
 }
 

@@ -587,6 +587,38 @@ int pack_level_ok(long level)
 	       (level < 0 && level >= ZSTD_minCLevel());
 }
 
+/* What the caller promised: a chunk count the format holds, digests for
+ * a bmap embedded as it is, and ranges on the chunk grid. */
+static int check_input(const struct packer *p, struct bmaptk_error *err)
+{
+	const struct bmaptk_bmap *b = p->b;
+	const struct pack_write_opts *o = p->opts;
+	uint64_t off, len;
+
+	if (p->nchunks > PACK_MAX_CHUNKS)
+		return bmaptk_set_error(
+		    err, BMAPTK_ERR_USAGE, 0,
+		    "%s: %llu chunks; a packed image holds at most %u: use "
+		    "a larger --chunk",
+		    p->image, (unsigned long long)p->nchunks, PACK_MAX_CHUNKS);
+	if (o->bmap_doc &&
+	    (b->hash_type != BMAPTK_HASH_SHA256 || !b->range_digests))
+		return bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
+					"%s: a bmap embedded as it is needs "
+					"SHA-256 range checksums",
+					o->bmap_name);
+	for (size_t i = 0; i < b->nranges; i++) {
+		bmaptk_range_span(b, &b->ranges[i], &off, &len);
+		if (len &&
+		    off / o->chunk_size != (off + len - 1) / o->chunk_size)
+			return bmaptk_set_error(
+			    err, BMAPTK_ERR_USAGE, 0,
+			    "%s: range %zu crosses the chunk grid",
+			    o->bmap_name, i + 1);
+	}
+	return 0;
+}
+
 int pack_write(int image_fd, const char *image_name, int out_fd,
 	       const char *out_name, struct bmaptk_bmap *b,
 	       const struct pack_write_opts *opts, char **doc, size_t *doc_len,
@@ -616,19 +648,9 @@ int pack_write(int image_fd, const char *image_name, int out_fd,
 	p.out_cap = ZSTD_compressBound(opts->chunk_size);
 	stats->nchunks = (uint32_t)p.nchunks;
 	stats->mapped = bmaptk_bmap_mapped_bytes(b);
-	if (p.nchunks > PACK_MAX_CHUNKS)
-		return bmaptk_set_error(
-		    err, BMAPTK_ERR_USAGE, 0,
-		    "%s: %llu chunks; a packed image holds at most %u: use "
-		    "a larger --chunk",
-		    image_name, (unsigned long long)p.nchunks, PACK_MAX_CHUNKS);
-	if (opts->bmap_doc &&
-	    (b->hash_type != BMAPTK_HASH_SHA256 || !b->range_digests))
-		return bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
-					"%s: a bmap embedded as it is needs "
-					"SHA-256 range checksums",
-					opts->bmap_name);
-	rc = bmap_length(&p, &bmap_len, err);
+	rc = check_input(&p, err);
+	if (!rc)
+		rc = bmap_length(&p, &bmap_len, err);
 	if (rc)
 		return rc;
 	payload = PACK_HEADER_SIZE + 4 * p.nchunks + bmap_len + opts->sig_len;

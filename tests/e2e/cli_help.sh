@@ -7,7 +7,7 @@ set -u -o pipefail
 . "$(dirname "$0")/lib.sh"
 e2e_init
 
-for c in "" create copy check plugins; do
+for c in "" create copy check pack plugins; do
 	# shellcheck disable=SC2086 # "" is no command
 	run "$BMAPTK" $c --help
 	assert_rc 0 "bmaptk $c --help"
@@ -17,7 +17,8 @@ done
 run "$BMAPTK" --help
 assert_contains "$RUN_OUT" "[--json]" "global usage line"
 run "$BMAPTK" create --help
-assert_contains "$RUN_OUT" "usage: bmaptk create [-o BMAP] [--no-checksum] [--scan-zeros] IMAGE"
+assert_contains "$RUN_OUT" "usage: bmaptk create [-o BMAP] [--no-checksum] [--scan-zeros] [--fs]
+                     [--map OFFSET:LENGTH]... [--force] [--split SIZE] IMAGE"
 
 bm 2 copy --bogus a b
 assert_contains "$RUN_ERR" "copy: unknown option '--bogus'"

@@ -15,7 +15,7 @@ ZSHCOMP=$SRC/completions/_bmaptk
 for f in "$MAN" "$BASHCOMP" "$ZSHCOMP" "$SRC/cmake/release.cmake"; do
 	[ -f "$f" ] || fail "$f is missing"
 done
-COMMANDS="create copy check plugins"
+COMMANDS="create copy check pack plugins"
 
 # help_options [ARGS...]: the options listed by `bmaptk ARGS --help`, one a
 # line, sorted: the words starting with '-' before the description.
@@ -77,6 +77,7 @@ check_bash() {
 	assert_eq "check
 copy
 create
+pack
 plugins" "$got" "bash: commands after 'bmaptk '"
 	got=$(bash_complete "$@" bmaptk copy --)
 	for o in --bmap --nobmap --check --skip-unchanged --json; do
@@ -216,13 +217,15 @@ elif ! zsh -f -c 'zmodload zsh/zpty' 2>/dev/null; then
 else
 	zsh -n "$ZSHCOMP" || fail "$ZSHCOMP: zsh syntax error"
 	zsh_complete 'bmaptk ' 'bmaptk -' 'bmaptk create -' 'bmaptk copy -' \
-		'bmaptk check -' 'bmaptk plugins -' 'bmaptk copy di' \
+		'bmaptk check -' 'bmaptk pack -' 'bmaptk plugins -' \
+		'bmaptk copy di' \
 		'bmaptk copy --to=si' "bmaptk copy disk.img /dev/$DEV" \
 		'bmaptool ' 'bmaptool copy -' 'bmaptool create -' \
 		'bmaptk -q copy --bmap di'
 	assert_eq "check
 copy
 create
+pack
 plugins" "$(zsh_got 1)" "zsh: commands after 'bmaptk '"
 	# Options: every one of --help, and no other. zsh leaves out options
 	# excluded by what is typed, and -h/--help when others were typed, so
@@ -235,20 +238,20 @@ plugins" "$(zsh_got 1)" "zsh: commands after 'bmaptk '"
 			"zsh: options for $c vs bmaptk $c --help"
 		n=$((n + 1))
 	done
-	assert_eq "disk.img" "$(zsh_got 7)" "zsh: IMAGE completes files"
+	assert_eq "disk.img" "$(zsh_got 8)" "zsh: IMAGE completes files"
 	assert_eq "simg
-simg-crc" "$(zsh_got 8)" "zsh: --to=FORMAT"
+simg-crc" "$(zsh_got 9)" "zsh: --to=FORMAT"
 	if [ -n "$DEV" ]; then
-		zsh_got 9 | grep -qx -- "/dev/$DEV" ||
-			fail "zsh: DEST does not offer /dev/$DEV: [$(zsh_got 9)]"
+		zsh_got 10 | grep -qx -- "/dev/$DEV" ||
+			fail "zsh: DEST does not offer /dev/$DEV: [$(zsh_got 10)]"
 	fi
 	assert_eq "copy
-create" "$(zsh_got 10)" "zsh: bmaptool commands"
-	assert_eq "$(tool_help_options copy)" "$(zsh_got 11 | only_options)" \
+create" "$(zsh_got 11)" "zsh: bmaptool commands"
+	assert_eq "$(tool_help_options copy)" "$(zsh_got 12 | only_options)" \
 		"zsh: bmaptool copy -"
-	assert_eq "$(tool_help_options create)" "$(zsh_got 12 | only_options)" \
+	assert_eq "$(tool_help_options create)" "$(zsh_got 13 | only_options)" \
 		"zsh: bmaptool create -"
-	assert_eq "disk.img" "$(zsh_got 13)" "zsh: --bmap FILE after -q"
+	assert_eq "disk.img" "$(zsh_got 14)" "zsh: --bmap FILE after -q"
 fi
 
 # ---- man page ------------------------------------------------------------
