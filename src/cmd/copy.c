@@ -132,8 +132,6 @@ static int check_args(const struct copy_args *a, const char *image,
 			  bmap_only_option(a));
 	} else if (a->discard && a->zero_holes) {
 		cli_error("--discard and --zero-holes cannot be used together");
-	} else if (!strcmp(image, "-") && !a->bmap && !a->nobmap) {
-		cli_error("-: an image on stdin needs --bmap (or --nobmap)");
 	} else if (strcmp(image, "-") && cli_looks_like_bmap(image)) {
 		cli_error(
 		    "%s: this is a bmap file, not an image; make sure you "
@@ -520,6 +518,7 @@ static int copy_image(const struct copy_args *a, const char *image,
 	struct bmaptk_copy_stats st = {0};
 	struct bmaptk_bmap *delta = NULL;
 	struct bmaptk_error err = {0};
+	uint64_t compared = 0, unchanged = 0;
 	int rc = 0;
 
 	if (!dests) {
@@ -541,7 +540,7 @@ static int copy_image(const struct copy_args *a, const char *image,
 		st.mapped_bytes = bmaptk_bmap_mapped_bytes(bmap);
 	}
 	if (bmap && by_checksums(a, image, img, bmap))
-		delta = delta_bmap(bmap, dests, n);
+		delta = delta_bmap(bmap, dests, n, &compared, &unchanged);
 	/* A packed image fetches and decodes only the chunks to be written. */
 	if (pack_stream_is(img) &&
 	    (rc = pack_stream_plan(img, delta ? delta : bmap, 0, &err))) {
@@ -553,6 +552,15 @@ static int copy_image(const struct copy_args *a, const char *image,
 	}
 	rc = write_all(a, img, delta ? delta : bmap, bmap_path, dests, n,
 		       a->skip_unchanged && !delta, &st);
+	/* Report the whole bmap, and what the checksums spared each DEST,
+	 * as comparing while writing would. */
+	if (delta) {
+		st.mapped_bytes = bmaptk_bmap_mapped_bytes(bmap);
+		for (size_t i = 0; i < n; i++) {
+			dests[i].result.compared += compared;
+			dests[i].result.skipped += unchanged;
+		}
+	}
 done:
 	bmaptk_bmap_free(delta);
 	for (size_t i = 0; i < n && a->check && !rc; i++)
@@ -654,7 +662,14 @@ static int run(int argc, char **argv)
 	input_ids_add(&cli.inputs, "/proc/self/fd/1", "bmaptk's stdout");
 	input_ids_add(&cli.inputs, "/proc/self/fd/2", "bmaptk's stderr");
 	rc = refuse_mounted_image(image, a.force, &err);
-	if (!rc)
+	if (!rc && !strcmp(image, "-") && !a.bmap && !a.nobmap)
+		/* Nothing to discover beside stdin; a packed image brings
+		 * its own. */
+		rc = bmaptk_set_error(&err, BMAPTK_ERR_USAGE, ENOENT,
+				      "-: an image on stdin needs --bmap (or "
+				      "--nobmap), unless it is a packed "
+				      "image");
+	else if (!rc)
 		rc = cli_load_bmap(a.bmap, a.nobmap ? NULL : image, 1, &bmap,
 				   &bmap_path, &err);
 	/* No bmap beside the image: a packed image carries its own. */

@@ -22,7 +22,8 @@ static void mark_bad(void *ctx, const struct bmaptk_bmap *b, size_t index,
 }
 
 struct bmaptk_bmap *delta_bmap(const struct bmaptk_bmap *b,
-			       const struct dest *dests, size_t n)
+			       const struct dest *dests, size_t n,
+			       uint64_t *compared, uint64_t *unchanged)
 {
 	struct differs diff = {calloc(b->nranges ? b->nranges : 1, 1)};
 	struct bmaptk_check_opts co = {.cached = 1,
@@ -64,6 +65,8 @@ struct bmaptk_bmap *delta_bmap(const struct bmaptk_bmap *b,
 	}
 	if (sub) {
 		char s[32], d[32];
+		*compared = total;
+		*unchanged = same;
 		cli_info("%zu of %zu ranges (%s) already on %s; fetching the "
 			 "other %zu (%s), compared in %.2f s",
 			 b->nranges - nidx, b->nranges,

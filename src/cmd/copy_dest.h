@@ -55,11 +55,13 @@ struct bmaptk_bmap *sub_bmap(const struct bmaptk_bmap *b, const size_t *idx,
 
 /* --skip-unchanged by checksums (copy_delta.c): the ranges of b that some
  * live DEST does not already hold, read back and hashed before anything is
- * fetched, so that only those are fetched, decoded and written. NULL (and
+ * fetched, so that only those are fetched, decoded and written; *compared
+ * and *unchanged say how many bytes each DEST had read and kept. NULL (and
  * a debug line) when a DEST cannot be read back as a whole: the copy then
  * compares as it writes. */
 struct bmaptk_bmap *delta_bmap(const struct bmaptk_bmap *b,
-			       const struct dest *dests, size_t n);
+			       const struct dest *dests, size_t n,
+			       uint64_t *compared, uint64_t *unchanged);
 
 /* Close, say what was left behind, and report the result. */
 void dest_close(struct dest *d);
