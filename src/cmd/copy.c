@@ -596,8 +596,9 @@ static int packed_bmap(const struct copy_args *a, const char *image,
 
 	if (use_embedded) {
 		pack_stream_embedded(img, &doc, &len, &sig, &sig_len);
-		rc = cli_load_embedded_bmap(a->shown_image, doc, len, sig,
-					    sig_len, bmap, bmap_path, err);
+		rc = cli_load_embedded_bmap(
+		    strcmp(image, "-") ? a->shown_image : "stdin", doc, len,
+		    sig, sig_len, bmap, bmap_path, err);
 	} else if (*bmap_path) {
 		cli_info("%s also carries a bmap; using %s", a->shown_image,
 			 *bmap_path);
