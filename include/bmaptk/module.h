@@ -192,6 +192,9 @@ struct bmaptk_source_module {
 
 /* Codec flags. */
 #define BMAPTK_CODEC_CONTAINER 1 /* output is probed again (tar, zip) */
+/* Output is the image itself, never probed again (a packed image, whose
+ * first read would start decoding before the copy could plan it). */
+#define BMAPTK_CODEC_FINAL 2
 
 struct bmaptk_codec_module {
 	/* Bid on the first bytes of a stream: 0 = not mine, else the number of

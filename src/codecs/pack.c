@@ -6,8 +6,9 @@
  *
  * - a fetcher thread walks the frames in file order, forward only: it
  *   skips the unneeded ones with the inner stream's skip and reads each run
- *   of consecutive needed frames, up to RUN_CAP bytes, with one read call
- *   (an HTTP source turns it into one request) into one buffer;
+	of consecutive needed frames, up to RUN_CAP bytes, with one read call
+ *   (an HTTP source turns it into one request) into the input ring, a
+ *   buffer allocated once (so its pages are faulted in once);
  * - worker threads, one a core, decode each frame with one-shot
  *   ZSTD_decompressDCtx straight into a slot, after checking its header
  *   (zstd magic, checksum flag, content size = the chunk's length) and
@@ -23,9 +24,11 @@
  * undecoded.
  *
  * Memory: the index, the bmap and the signature (bounded at open), the
- * slots (at most OUT_BUDGET of decoded chunks, at least two chunks) and at
- * most IN_LIMIT of fetched compressed bytes (or one frame bigger than it).
- * For 1 MiB chunks that is under 50 MiB whatever the core count.
+ * slots (at most OUT_BUDGET of decoded chunks, at least two chunks) and the
+ * input ring (IN_RING of fetched compressed bytes; a frame bigger than
+ * that is fetched alone into a buffer of its own). For 1 MiB chunks that
+ * is at most 48 MiB whatever the core count, 20 MiB on 2 cores; a large
+ * --chunk costs two chunks at least.
  *
  * Errors of the fetcher or a worker are kept and returned by the next
  * read; close stops and joins every thread at any point. */
@@ -50,20 +53,25 @@
 #define SIG_MAX	      (1u << 20)   /* a detached signature, at most */
 #define INDEX_MAX     (256u << 20) /* bytes of frame sizes, at most */
 #define RUN_CAP	      (8u << 20)   /* compressed bytes one read asks for */
-#define IN_LIMIT      (16u << 20)  /* compressed bytes fetched, not decoded */
+#define SKIP_STEP     (64u << 20)  /* skipped at once, at most */
+#define IN_RING	      (16u << 20)  /* compressed bytes fetched, not decoded */
 #define OUT_BUDGET    (32u << 20)  /* decoded bytes in slots */
 #define JOB_RING      4096	   /* frames fetched, not yet taken */
 #define RUN_JOBS_MAX  (JOB_RING / 2)
 #define MAX_WORKERS   64
+#define RUN_RING      (JOB_RING + MAX_WORKERS) /* runs queued or decoding */
 #define ZSTD_MAGIC    0xFD2FB528u
 #define ZSTD_CHECKSUM 0x04 /* Content_Checksum_flag of the descriptor */
 #define HEADER_MAX    18   /* ZSTD_FRAMEHEADERSIZE_MAX, with the magic */
 #define CHECK_BUF     (1u << 20)
 
+/* Frames read with one call. They lie in the input ring, or, for one
+ * frame bigger than the ring, in a buffer of their own. */
 struct run {
-	unsigned refs; /* jobs not yet decoded */
+	uint64_t start; /* in the ring: bytes reserved before it */
 	size_t len;
-	unsigned char data[];
+	unsigned refs;	    /* its jobs not yet decoded */
+	unsigned char *own; /* or its own buffer */
 };
 
 struct job {
@@ -71,7 +79,7 @@ struct job {
 	uint32_t len; /* compressed */
 	uint64_t file_off;
 	const unsigned char *src;
-	struct run *run;
+	uint64_t run; /* its run's sequence */
 };
 
 enum slot_state { SLOT_FREE, SLOT_BUSY, SLOT_READY, SLOT_FAILED };
@@ -118,7 +126,12 @@ struct pack {
 
 	struct job ring[JOB_RING];
 	uint64_t jobs_head, jobs_tail; /* sequences taken, queued */
-	uint64_t in_bytes;	       /* live run buffers */
+	/* Runs leave the input ring in the order they came: a run's bytes
+	 * are free once it and every run before it are decoded. */
+	unsigned char *in;	   /* the input ring, IN_RING bytes */
+	uint64_t in_head, in_tail; /* bytes reserved, freed so far */
+	struct run runs[RUN_RING];
+	uint64_t runs_head, runs_tail; /* runs freed, published */
 	struct slot *slots;
 	unsigned nslots;
 
@@ -134,10 +147,11 @@ struct pack {
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static int corrupt(struct bmaptk_error *err, const char *name, int status,
-		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int corrupt(struct bmaptk_error *err, const char *name, int status,
-		   const char *fmt, ...)
+/* "NAME: corrupt packed image: WHY", a bad-input error. */
+static int corrupt(struct bmaptk_error *err, const char *name, const char *fmt,
+		   ...) __attribute__((format(printf, 3, 4)));
+static int corrupt(struct bmaptk_error *err, const char *name, const char *fmt,
+		   ...)
 {
 	char why[512];
 	va_list ap;
@@ -145,8 +159,8 @@ static int corrupt(struct bmaptk_error *err, const char *name, int status,
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	return bmaptk_set_error(err, status, 0, "%s: corrupt packed image: %s",
-				name, why);
+	return bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
+				"%s: corrupt packed image: %s", name, why);
 }
 
 static int oom(struct bmaptk_error *err, const char *name)
@@ -224,7 +238,7 @@ static int read_exact(struct pack *s, void *buf, size_t len,
 	if (n < 0)
 		return err->status;
 	if ((size_t)n < len)
-		return corrupt(err, s->base.name, BMAPTK_ERR_USAGE,
+		return corrupt(err, s->base.name,
 			       "the file ends inside the bmap frame");
 	return 0;
 }
@@ -236,15 +250,15 @@ static int read_index(struct pack *s, struct bmaptk_error *err)
 	int rc;
 
 	if (4ull * h->nchunks > INDEX_MAX)
-		return corrupt(err, s->base.name, BMAPTK_ERR_USAGE,
+		return corrupt(err, s->base.name,
 			       "an index of %u frames is too large",
 			       h->nchunks);
 	if (h->bmap_len > BMAPTK_BMAP_MAX_FILE)
-		return corrupt(err, s->base.name, BMAPTK_ERR_USAGE,
+		return corrupt(err, s->base.name,
 			       "its bmap of %u bytes is larger than %u bytes",
 			       h->bmap_len, BMAPTK_BMAP_MAX_FILE);
 	if (h->sig_len > SIG_MAX)
-		return corrupt(err, s->base.name, BMAPTK_ERR_USAGE,
+		return corrupt(err, s->base.name,
 			       "its signature of %u bytes is larger than %u "
 			       "bytes",
 			       h->sig_len, SIG_MAX);
@@ -274,12 +288,12 @@ static int read_bmap_frame(struct pack *s, struct bmaptk_error *err)
 	if ((rc = read_exact(s, head, sizeof(head), err)))
 		return rc;
 	if (pack_get32(head) != PACK_MAGIC_BMAP)
-		return corrupt(err, s->base.name, BMAPTK_ERR_USAGE,
+		return corrupt(err, s->base.name,
 			       "it does not start with a bmap frame");
 	payload = pack_get32(head + 4);
 	why = pack_header_get(head + PACK_FRAME_HEADER, payload, &s->h);
 	if (why)
-		return corrupt(err, s->base.name, BMAPTK_ERR_USAGE, "%s", why);
+		return corrupt(err, s->base.name, "%s", why);
 	s->data_start = PACK_FRAME_HEADER + (uint64_t)payload;
 	return read_index(s, err);
 }
@@ -292,7 +306,7 @@ static int check_sizes(struct pack *s, struct bmaptk_error *err)
 	for (uint64_t c = 0; c < n; c++) {
 		uint64_t most = ZSTD_compressBound(chunk_len(s, c)) + 1024;
 		if (s->fsize[c] < 9 || s->fsize[c] > most)
-			return corrupt(err, s->base.name, BMAPTK_ERR_USAGE,
+			return corrupt(err, s->base.name,
 				       "the index gives frame %llu %u bytes, "
 				       "no zstd frame of a %llu-byte chunk is "
 				       "that size",
@@ -304,7 +318,7 @@ static int check_sizes(struct pack *s, struct bmaptk_error *err)
 		       PACK_SEEK_FOOTER;
 	if (s->inner->size != BMAPTK_SIZE_UNKNOWN &&
 	    s->inner->size != s->file_size)
-		return corrupt(err, s->base.name, BMAPTK_ERR_USAGE,
+		return corrupt(err, s->base.name,
 			       "its index accounts for %llu bytes, the file "
 			       "has %llu",
 			       (unsigned long long)s->file_size,
@@ -314,15 +328,37 @@ static int check_sizes(struct pack *s, struct bmaptk_error *err)
 
 /* ---- the fetcher -------------------------------------------------------- */
 
-/* Drop a job's reference to its run (lock held); returns the run when it
- * is to be freed (outside the lock). */
-static struct run *run_put(struct pack *s, struct run *r)
+/* Drop a job's reference to its run r (lock held). Returns a buffer of
+ * its own to free (outside the lock), if the run had one. */
+static unsigned char *run_put(struct pack *s, uint64_t r)
 {
-	if (--r->refs)
+	struct run *run = &s->runs[r % RUN_RING];
+	unsigned char *own;
+
+	if (--run->refs)
 		return NULL;
-	s->in_bytes -= r->len;
+	own = run->own;
+	run->own = NULL;
+	while (s->runs_head < s->runs_tail &&
+	       !s->runs[s->runs_head % RUN_RING].refs) {
+		struct run *h = &s->runs[s->runs_head++ % RUN_RING];
+		if (h->start != UINT64_MAX)
+			s->in_tail = h->start + h->len;
+	}
 	pthread_cond_signal(&s->fetch_cv);
-	return r;
+	return own;
+}
+
+/* Where a run of len bytes fits in the input ring (lock held), or
+ * UINT64_MAX while it does not. A run is contiguous: one that would
+ * cross the ring's end starts at its beginning. */
+static uint64_t in_fit(const struct pack *s, size_t len)
+{
+	uint64_t start = s->in_head, p = start % IN_RING;
+
+	if (p + len > IN_RING)
+		start += IN_RING - p;
+	return start + len - s->in_tail <= IN_RING ? start : UINT64_MAX;
 }
 
 static int stopping(struct pack *s)
@@ -335,19 +371,18 @@ static int stopping(struct pack *s)
 	return stop;
 }
 
-/* Read the run of frames [c0, c0 + count) at file offset off into r.
+/* Read the run of frames [c0, c0 + count) at file offset off into dst.
  * The first call asks for all of it; more only when it comes short. */
-static int fetch_read(struct pack *s, struct run *r, uint64_t c0, uint64_t off,
-		      struct bmaptk_error *e)
+static int fetch_read(struct pack *s, unsigned char *dst, size_t len,
+		      uint64_t c0, uint64_t off, struct bmaptk_error *e)
 {
 	size_t got = 0;
 
-	while (got < r->len) {
+	while (got < len) {
 		ssize_t n;
 		if (stopping(s))
 			return -1;
-		n = s->inner->ops->read(s->inner, r->data + got, r->len - got,
-					e);
+		n = s->inner->ops->read(s->inner, dst + got, len - got, e);
 		s->n_reads++;
 		if (n < 0)
 			return e->status;
@@ -355,7 +390,7 @@ static int fetch_read(struct pack *s, struct run *r, uint64_t c0, uint64_t off,
 			uint64_t c = c0, at = off;
 			while (at + s->fsize[c] <= off + got)
 				at += s->fsize[c++];
-			return corrupt(e, s->base.name, BMAPTK_ERR_USAGE,
+			return corrupt(e, s->base.name,
 				       "the file ends inside frame %llu, at "
 				       "byte %llu",
 				       (unsigned long long)c,
@@ -367,38 +402,56 @@ static int fetch_read(struct pack *s, struct run *r, uint64_t c0, uint64_t off,
 }
 
 /* Queue the jobs of a fetched run (lock held). */
-static void fetch_publish(struct pack *s, struct run *r, uint64_t c0,
+static void fetch_publish(struct pack *s, const struct run *r,
+			  const unsigned char *data, uint64_t c0,
 			  unsigned count, uint64_t off)
 {
+	uint64_t seq = s->runs_tail++;
 	size_t at = 0;
 
-	r->refs = count;
+	s->runs[seq % RUN_RING] = *r;
+	s->runs[seq % RUN_RING].refs = count;
 	for (unsigned i = 0; i < count; i++) {
 		struct job *j = &s->ring[s->jobs_tail++ % JOB_RING];
 		j->chunk = (uint32_t)(c0 + i);
 		j->len = s->fsize[c0 + i];
 		j->file_off = off + at;
-		j->src = r->data + at;
-		j->run = r;
+		j->src = data + at;
+		j->run = seq;
 		at += j->len;
 	}
-	s->in_bytes += r->len;
 	s->n_fetched += count;
 	s->fetched_bytes += r->len;
 	pthread_cond_broadcast(&s->work_cv);
 }
 
-/* Wait until the run fits the input budget and the job ring. Returns 0,
- * or 1 when stopping. */
-static int fetch_wait(struct pack *s, size_t bytes, unsigned count)
+/* Whether a run of len bytes and count jobs can be fetched now (lock
+ * held); sets r->start (UINT64_MAX: a buffer of its own). */
+static int fetch_room(struct pack *s, size_t len, unsigned count, struct run *r)
+{
+	if (JOB_RING - (s->jobs_tail - s->jobs_head) < count ||
+	    s->runs_tail - s->runs_head >= RUN_RING)
+		return 0;
+	if (len > IN_RING) { /* one huge frame, alone in memory */
+		r->start = UINT64_MAX;
+		return s->runs_head == s->runs_tail;
+	}
+	r->start = in_fit(s, len);
+	return r->start != UINT64_MAX;
+}
+
+/* Wait for room for the run and reserve it. Returns 0, or 1 when
+ * stopping or after a failure. */
+static int fetch_wait(struct pack *s, struct run *r, unsigned count)
 {
 	int stop;
 
 	pthread_mutex_lock(&s->lock);
-	while (!s->stop && (JOB_RING - (s->jobs_tail - s->jobs_head) < count ||
-			    (s->in_bytes && s->in_bytes + bytes > IN_LIMIT)))
+	while (!s->stop && !s->failed && !fetch_room(s, r->len, count, r))
 		pthread_cond_wait(&s->fetch_cv, &s->lock);
-	stop = s->stop;
+	stop = s->stop || s->failed; /* after a failure, nothing more */
+	if (!stop && r->start != UINT64_MAX)
+		s->in_head = r->start + r->len;
 	pthread_mutex_unlock(&s->lock);
 	return stop;
 }
@@ -409,32 +462,35 @@ static int fetch_run(struct pack *s, uint64_t *c, uint64_t off, uint64_t *at,
 		     struct bmaptk_error *e)
 {
 	uint64_t c0 = *c, n = s->h.nchunks;
-	size_t bytes = 0;
+	struct run r = {0};
+	unsigned char *data;
 	unsigned count = 0;
-	struct run *r;
 	int rc;
 
 	while (*c < n && is_planned(s, *c) && count < RUN_JOBS_MAX &&
-	       (!count || bytes + s->fsize[*c] <= RUN_CAP))
-		bytes += s->fsize[(*c)++], count++;
-	if (fetch_wait(s, bytes, count))
+	       (!count || r.len + s->fsize[*c] <= RUN_CAP))
+		r.len += s->fsize[(*c)++], count++;
+	if (fetch_wait(s, &r, count))
 		return -1;
-	if (off > *at) {
-		if ((rc = stream_skip(s->inner, off - *at, e)))
+	s->n_skips += off > *at;
+	while (off > *at) { /* a pipe drops what it skips: stop on close */
+		uint64_t step = MIN(off - *at, (uint64_t)SKIP_STEP);
+		if (stopping(s))
+			return -1;
+		if ((rc = stream_skip(s->inner, step, e)))
 			return rc;
-		s->n_skips++;
+		*at += step;
 	}
-	*at = off;
-	if (!(r = malloc(sizeof(*r) + bytes)))
+	if (r.start == UINT64_MAX && !(r.own = malloc(r.len)))
 		return oom(e, s->base.name);
-	r->len = bytes;
-	if ((rc = fetch_read(s, r, c0, off, e))) {
-		free(r);
+	data = r.own ? r.own : s->in + r.start % IN_RING;
+	if ((rc = fetch_read(s, data, r.len, c0, off, e))) {
+		free(r.own);
 		return rc;
 	}
-	*at += bytes;
+	*at += r.len;
 	pthread_mutex_lock(&s->lock);
-	fetch_publish(s, r, c0, count, off);
+	fetch_publish(s, &r, data, c0, count, off);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
@@ -473,9 +529,8 @@ static int frame_fail(struct pack *s, const struct job *j,
 {
 	if (ZSTD_getErrorCode(code) == ZSTD_error_memory_allocation)
 		return oom(e, s->base.name);
-	return corrupt(e, s->base.name, BMAPTK_ERR_USAGE,
-		       "frame %u (at byte %llu) %s%s", j->chunk,
-		       (unsigned long long)j->file_off, what,
+	return corrupt(e, s->base.name, "frame %u (at byte %llu) %s%s",
+		       j->chunk, (unsigned long long)j->file_off, what,
 		       code ? ZSTD_getErrorName(code) : "");
 }
 
@@ -497,7 +552,7 @@ static int frame_check(struct pack *s, const struct job *j,
 	if (fcs == ZSTD_CONTENTSIZE_UNKNOWN)
 		return frame_fail(s, j, e, "does not record its size", 0);
 	if (fcs != want)
-		return corrupt(e, s->base.name, BMAPTK_ERR_USAGE,
+		return corrupt(e, s->base.name,
 			       "frame %u (at byte %llu) decodes to %llu "
 			       "bytes, the index says %llu",
 			       j->chunk, (unsigned long long)j->file_off, fcs,
@@ -506,7 +561,7 @@ static int frame_check(struct pack *s, const struct job *j,
 	if (ZSTD_isError(csize))
 		return frame_fail(s, j, e, "is cut short: ", csize);
 	if (csize != j->len)
-		return corrupt(e, s->base.name, BMAPTK_ERR_USAGE,
+		return corrupt(e, s->base.name,
 			       "frame %u (at byte %llu) is %zu bytes, the "
 			       "index says %u",
 			       j->chunk, (unsigned long long)j->file_off, csize,
@@ -530,7 +585,7 @@ static int frame_decode(struct pack *s, struct worker *w, const struct job *j,
 	if (ZSTD_isError(got))
 		return frame_fail(s, j, e, "does not decode: ", got);
 	if (got != want)
-		return corrupt(e, s->base.name, BMAPTK_ERR_USAGE,
+		return corrupt(e, s->base.name,
 			       "frame %u (at byte %llu) decodes to %zu bytes, "
 			       "the index says %llu",
 			       j->chunk, (unsigned long long)j->file_off, got,
@@ -557,7 +612,7 @@ static void *work_main(void *arg)
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
 		struct bmaptk_error e = {0};
-		struct run *done;
+		unsigned char *done;
 		struct slot *sl;
 		struct job j;
 		uint64_t q;
@@ -668,12 +723,16 @@ static int setup(struct pack *s, unsigned threads, struct bmaptk_error *err)
 	s->planned = 1;
 	plan_count(s);
 	nw = MIN(nw, MAX_WORKERS);
-	s->nslots = (unsigned)MIN(2 * nw, MAX(OUT_BUDGET / cs, 2));
+	/* Two chunks a worker, or 2 MiB a worker of small chunks, which
+	 * then take as little locking per byte as 1 MiB ones. */
+	s->nslots = (unsigned)MIN(2 * nw * MAX((1u << 20) / cs, 1),
+				  MAX(OUT_BUDGET / cs, 2));
 	nw = (unsigned)MIN(MIN(nw, s->nslots), MAX(s->nplanned, 1));
 	s->cur_chunk = next_planned(s, 0);
 	s->slots = calloc(s->nslots, sizeof(*s->slots));
 	s->workers = calloc(nw, sizeof(*s->workers));
-	if (!s->slots || !s->workers)
+	s->in = malloc(IN_RING); /* pages are touched as runs arrive */
+	if (!s->slots || !s->workers || !s->in)
 		return oom(err, s->base.name);
 	for (unsigned i = 0; i < s->nslots; i++)
 		s->slots[i].seq = UINT64_MAX;
@@ -859,10 +918,9 @@ static uint64_t pack_hole(struct bmaptk_stream *bs)
 
 static void free_runs(struct pack *s)
 {
-	for (uint64_t q = s->jobs_head; q < s->jobs_tail; q++) {
-		struct run *r = run_put(s, s->ring[q % JOB_RING].run);
-		free(r);
-	}
+	for (uint64_t r = s->runs_head; r < s->runs_tail; r++)
+		free(s->runs[r % RUN_RING].own);
+	free(s->in);
 }
 
 static void pack_close(struct bmaptk_stream *bs)
@@ -994,7 +1052,7 @@ static int check_table(const struct pack *s, int fd, struct bmaptk_error *err)
 		 pack_get32(head + 4) != tlen - PACK_FRAME_HEADER ||
 		 pack_get32(foot) != entries || foot[4] ||
 		 pack_get32(foot + 5) != PACK_SEEKABLE_MAGIC)
-		rc = corrupt(err, s->base.name, BMAPTK_ERR_USAGE,
+		rc = corrupt(err, s->base.name,
 			     "no seek table of %llu entries at its end",
 			     (unsigned long long)entries);
 	at += PACK_FRAME_HEADER;
@@ -1011,11 +1069,10 @@ static int check_table(const struct pack *s, int fd, struct bmaptk_error *err)
 			uint64_t dsize = e ? chunk_len(s, e - 1) : 0;
 			if (pack_get32(buf + i) != csize ||
 			    pack_get32(buf + i + 4) != dsize)
-				rc =
-				    corrupt(err, s->base.name, BMAPTK_ERR_USAGE,
-					    "the seek table disagrees with "
-					    "the index at entry %llu",
-					    (unsigned long long)e);
+				rc = corrupt(err, s->base.name,
+					     "the seek table disagrees with "
+					     "the index at entry %llu",
+					     (unsigned long long)e);
 		}
 		at += len;
 	}
@@ -1041,7 +1098,7 @@ static int check_headers(const struct pack *s, int fd, struct bmaptk_error *err)
 		fcs = ZSTD_getFrameContentSize(p, want);
 		if (pack_get32(p) != ZSTD_MAGIC || !(p[4] & ZSTD_CHECKSUM) ||
 		    fcs != chunk_len(s, c))
-			return corrupt(err, s->base.name, BMAPTK_ERR_USAGE,
+			return corrupt(err, s->base.name,
 				       "frame %llu (at byte %llu) is not a "
 				       "checksummed zstd frame of %llu bytes",
 				       (unsigned long long)c,
@@ -1067,7 +1124,7 @@ int pack_stream_check_file(const struct bmaptk_stream *bs, const char *path,
 		return rc;
 	}
 	if ((uint64_t)st.st_size != s->file_size)
-		rc = corrupt(err, s->base.name, BMAPTK_ERR_USAGE,
+		rc = corrupt(err, s->base.name,
 			     "its index accounts for %llu bytes, the file has "
 			     "%llu",
 			     (unsigned long long)s->file_size,
@@ -1081,7 +1138,7 @@ int pack_stream_check_file(const struct bmaptk_stream *bs, const char *path,
 static const struct bmaptk_codec_module pack_codec = {
     .probe = pack_probe,
     .open = pack_open,
-    .flags = 0,
+    .flags = BMAPTK_CODEC_FINAL,
     .format = "zstd-pack",
 };
 

@@ -44,8 +44,9 @@ int pack_stream_plan(struct bmaptk_stream *s, const struct bmaptk_bmap *b,
  * header of each frame the plan needs (every frame if there is no plan
  * yet): a zstd frame with a checksum whose content size is its chunk's.
  * Errors are BMAPTK_ERR_USAGE ("NAME: corrupt packed image: ...") or
- * BMAPTK_ERR_IO when the file cannot be read. Any thread, any time after
- * open; costs one small read per frame checked. */
+ * BMAPTK_ERR_IO when the file cannot be read. Any time after open; after
+ * the plan it reads only the planned frames' headers (one small read
+ * each), so call it after pack_stream_plan. */
 int pack_stream_check_file(const struct bmaptk_stream *s, const char *path,
 			   struct bmaptk_error *err);
 

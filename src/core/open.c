@@ -347,6 +347,8 @@ static struct bmaptk_stream *open_image(const struct bmaptk_registry *reg,
 			decoded->format =
 			    m->u.codec->format ? m->u.codec->format : m->name;
 		s = decoded;
+		if (m->u.codec->flags & BMAPTK_CODEC_FINAL)
+			break;
 		any = (m->u.codec->flags & BMAPTK_CODEC_CONTAINER) != 0;
 	}
 	return s;
