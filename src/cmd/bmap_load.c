@@ -329,11 +329,13 @@ int cli_load_bmap(const char *path, const char *image, int nobmap_ok,
 			cli_info("discovered bmap file '%s'",
 				 shown(*bmap_path));
 		else if (err->sys_errno == ENOENT &&
-			 err->status == BMAPTK_ERR_USAGE && nobmap_ok &&
+			 err->status == BMAPTK_ERR_USAGE &&
 			 /* copy opens a URL next anyway, and it may be a
 			  * packed image that carries its bmap: asking for
 			  * it twice would cost a round trip. */
-			 (strstr(image, "://") || !image_missing(image, err))) {
+			 ((nobmap_ok && strstr(image, "://")) ||
+			  !image_missing(image, err)) &&
+			 nobmap_ok) {
 			size_t used = strlen(err->message);
 			snprintf(err->message + used,
 				 sizeof(err->message) - used,

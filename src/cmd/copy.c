@@ -581,6 +581,16 @@ done:
 	return rc;
 }
 
+/* Whether "bmap not found" may be about the bmap alone: a local image
+ * that is missing was what cli_load_bmap reported. */
+static int image_may_exist(const char *image)
+{
+	struct stat st;
+
+	return !strcmp(image, "-") || strstr(image, "://") ||
+	       stat(image, &st) == 0;
+}
+
 /* A packed image: its own bmap unless one was given or found by name,
  * and, for a local file, its seek table and frame headers checked against
  * the index before anything is written. */
@@ -675,7 +685,7 @@ static int run(int argc, char **argv)
 				   &bmap_path, &err);
 	/* No bmap beside the image: a packed image carries its own. */
 	if (rc == BMAPTK_ERR_USAGE && err.sys_errno == ENOENT && !a.bmap &&
-	    !a.nobmap) {
+	    !a.nobmap && image_may_exist(image)) {
 		not_found = err;
 		err = (struct bmaptk_error){0};
 		rc = 0;

@@ -26,7 +26,8 @@ struct bmaptk_bmap *delta_bmap(const struct bmaptk_bmap *b,
 			       uint64_t *compared, uint64_t *unchanged)
 {
 	struct differs diff = {calloc(b->nranges ? b->nranges : 1, 1)};
-	struct bmaptk_check_opts co = {.cached = 1,
+	/* From the medium: a stale page cache must not pass for it. */
+	struct bmaptk_check_opts co = {.cached = 0,
 				       .interrupted = &cli_interrupted,
 				       .bad_range = mark_bad,
 				       .ctx = &diff};

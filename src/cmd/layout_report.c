@@ -60,7 +60,10 @@ void report_layout(const char *image, const struct bmaptk_layout *l,
 	uint64_t m = bmaptk_bmap_mapped_bytes(b);
 	size_t at = 0;
 
-	if (l->table[0])
+	if (l->table[0] && !l->nparts)
+		append(line, sizeof(line), &at, "%s, no partitions",
+		       table_name(l->table));
+	else if (l->table[0])
 		append(line, sizeof(line), &at,
 		       "%s, %zu partition%s: ", table_name(l->table), l->nparts,
 		       l->nparts == 1 ? "" : "s");

@@ -18,8 +18,10 @@ int cli_parse_size(const char *text, uint64_t *out)
 
 	if (!text || !isdigit((unsigned char)text[0]))
 		return -1;
+	/* Decimal, or hex with 0x: a leading zero is no octal here. */
 	errno = 0;
-	v = strtoull(text, &end, 0);
+	v = strncasecmp(text, "0x", 2) ? strtoull(text, &end, 10)
+				       : strtoull(text, &end, 16);
 	if (errno)
 		return -1;
 	if (*end) {

@@ -1,11 +1,14 @@
 /* Who else uses a block device: mounts, swap and device-mapper/md holders
  * on it or on its partitions, from /proc and sysfs. */
 #include <dirent.h>
+#include <fcntl.h>
+#include <linux/fs.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -321,4 +324,11 @@ int blk_check_mounted_rw(const char *path, dev_t dev, struct bmaptk_error *err)
 		rc = check_mounts(path, &nodes, 1, err);
 	free(nodes.v);
 	return rc;
+}
+
+void blk_drop_cache(int fd)
+{
+	fdatasync(fd);
+	ioctl(fd, BLKFLSBUF, 0); /* needs CAP_SYS_ADMIN; fadvise does not */
+	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 }

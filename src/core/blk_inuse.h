@@ -14,6 +14,9 @@ int blk_check_in_use(const char *path, dev_t dev, struct bmaptk_error *err);
 /* The same for reading it as an image: only a read-write mount refuses,
  * since its blocks change while they are read. */
 int blk_check_mounted_rw(const char *path, dev_t dev, struct bmaptk_error *err);
+/* Drop what the page cache holds of the device open on fd: a partition
+ * written through its own node leaves the whole disk's cache stale. */
+void blk_drop_cache(int fd);
 /* The removable flag of the device's disk. */
 int blk_is_removable(dev_t dev);
 

@@ -67,7 +67,9 @@ struct pipeline {
 	uint64_t produced_bytes; /* image bytes read for the sinks */
 	size_t verified;	 /* ranges whose digest matched */
 	uint64_t total;		 /* bytes to copy, for progress */
-	double reading;		 /* producer's seconds in reads (for -d) */
+	/* For -d: the producer's seconds in reads, waiting for a free
+	 * slot, and on the CPU (less than its time if it was preempted). */
+	double reading, stalled, producer_cpu, producer_wall;
 };
 
 struct consumer {
@@ -267,12 +269,17 @@ static void yield_to_producer(void)
 	(void)setpriority(PRIO_PROCESS, tid, prio + 3 > 19 ? 19 : prio + 3);
 }
 
-static double now(void)
+static double clock_s(clockid_t id)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(id, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double now(void)
+{
+	return clock_s(CLOCK_MONOTONIC);
 }
 
 static void *consume(void *arg)
@@ -312,11 +319,16 @@ static void *consume(void *arg)
 static struct slot *claim_slot(struct pipeline *p)
 {
 	struct slot *s;
+	double t = 0;
 
 	pthread_mutex_lock(&p->lock);
 	s = &p->slots[p->produced % SLOT_COUNT];
+	if (!p->stop && s->pending)
+		t = now();
 	while (!p->stop && s->pending)
 		pthread_cond_wait(&p->changed, &p->lock);
+	if (t)
+		p->stalled += now() - t;
 	pthread_mutex_unlock(&p->lock);
 	if (p->stop)
 		return NULL;
@@ -488,6 +500,7 @@ static void produce(struct pipeline *p)
 {
 	struct producer pr = {.p = p};
 	const struct bmaptk_bmap *b = p->opts->bmap;
+	double cpu0 = clock_s(CLOCK_THREAD_CPUTIME_ID), t0 = now();
 	int rc = 0;
 
 	if (!b) {
@@ -505,6 +518,8 @@ static void produce(struct pipeline *p)
 		flush_slot(&pr);
 	if (rc > 0)
 		fail(p, &pr.err);
+	p->producer_cpu = clock_s(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+	p->producer_wall = now() - t0;
 	pthread_mutex_lock(&p->lock);
 	p->eof = 1;
 	pthread_cond_broadcast(&p->changed);
@@ -606,6 +621,9 @@ static void debug_times(const struct pipeline *p, const struct consumer *cons,
 	    (double)(t1->tv_sec - t0->tv_sec) +
 		(double)(t1->tv_nsec - t0->tv_nsec) / 1e9,
 	    p->image->name, p->reading);
+	bmaptk_debug("copy: the decoding thread: %.3f s, %.3f s of it on a "
+		     "CPU, %.3f s waiting for a free slot",
+		     p->producer_wall, p->producer_cpu, p->stalled);
 	for (size_t i = 0; i < ncons; i++) {
 		if (cons[i].sink == SIZE_MAX)
 			bmaptk_debug("copy: hashing: %.3f s", cons[i].busy);

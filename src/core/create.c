@@ -80,6 +80,8 @@ static int open_image(const char *image, const struct bmaptk_create_opts *opts,
 		rc = bmaptk_set_error(err, BMAPTK_ERR_IO, errno,
 				      "%s: cannot tell its size: %s", image,
 				      strerror(errno));
+	if (!rc && S_ISBLK(st->st_mode))
+		blk_drop_cache(*fd);
 	if (rc) {
 		close(*fd);
 		*fd = -1;
@@ -105,20 +107,24 @@ static int create_streamed(const char *image,
 		return 1;
 	}
 	simg = !strcmp(s->format, "simg");
-	if ((opts->fs || opts->n_must_map) && strcmp(s->format, "raw")) {
-		*rc =
-		    bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
-				     "%s: %s needs random access: decompress "
-				     "%s first%s",
-				     image, opts->fs ? "--fs" : "--map", image,
-				     opts->fs ? ", or use --scan-zeros" : "");
+	if ((opts->fs || opts->n_must_map || opts->split) &&
+	    strcmp(s->format, "raw")) {
+		*rc = bmaptk_set_error(
+		    err, BMAPTK_ERR_USAGE, 0,
+		    "%s: %s needs random access: decompress %s first%s", image,
+		    opts->fs	       ? "--fs"
+		    : opts->n_must_map ? "--map"
+				       : "--split",
+		    image,
+		    opts->fs && !opts->scan_zeros ? ", or use --scan-zeros"
+						  : "");
 	} else if (!opts->scan_zeros && !simg && strcmp(s->format, "raw")) {
 		*rc = bmaptk_set_error(
 		    err, BMAPTK_ERR_USAGE, 0,
 		    "%s: the image is compressed (%s); a bmap describes the "
 		    "decompressed image: use --scan-zeros to find its holes",
 		    image, s->format);
-	} else if (!opts->fs && !opts->n_must_map &&
+	} else if (!opts->fs && !opts->n_must_map && !opts->split &&
 		   (opts->scan_zeros || simg)) {
 		*rc = create_from_stream(s, opts, out, err);
 	} else {
@@ -164,7 +170,9 @@ int bmaptk_create(const char *image, const struct bmaptk_create_opts *opts,
 	b->blocks_count = (b->image_size + b->block_size - 1) / b->block_size;
 	b->hash_type = BMAPTK_HASH_SHA256;
 	b->range_digests = !opts->no_checksum;
-	if (opts->fs || opts->n_must_map)
+	/* A raw image with --scan-zeros comes here only with --map or
+	 * --split: its zero blocks are found by reading it. */
+	if (opts->fs || opts->n_must_map || opts->scan_zeros)
 		rc = map_layout(fd, image, S_ISREG(st.st_mode), size,
 				b->block_size, opts, &runs, err);
 	else

@@ -122,6 +122,7 @@ int map_layout(int fd, const char *name, int is_file, uint64_t size,
 		else
 			rc = fsmap_image(fd, name, size,
 					 by_extents ? &data : NULL,
+					 !is_file && !opts->scan_zeros,
 					 opts->interrupted, &map, layout, err);
 	} else if (!rc) {
 		rc = fsmap_by_data(fd, name, 0, size, by_extents ? &data : NULL,

@@ -204,7 +204,7 @@ static int map(ext2_filsys fs, uint64_t off, uint64_t len,
 #endif
 
 int fs_map_ext(int fd, uint64_t off, uint64_t len, struct extent_set *out,
-	       char *why, size_t why_len)
+	       uint64_t *fs_len, char *why, size_t why_len)
 {
 	if (ext2fs_api_load(why, why_len))
 		return -1;
@@ -219,10 +219,12 @@ int fs_map_ext(int fd, uint64_t off, uint64_t len, struct extent_set *out,
 	if (open_fs(fd, off, &fs, why, why_len))
 		return -1;
 	rc = map(fs, off, len, out, why, why_len);
+	*fs_len =
+	    (uint64_t)EXT2FS(ext2fs_blocks_count)(fs->super) * fs->blocksize;
 	EXT2FS(ext2fs_close_free)(&fs); /* read-only: writes nothing */
 	return rc;
 #else
-	(void)fd, (void)off, (void)len, (void)out;
+	(void)fd, (void)off, (void)len, (void)out, (void)fs_len;
 	return -1;
 #endif
 }

@@ -357,6 +357,10 @@ static int map_clusters(int fd, uint64_t off, const struct fat_geom *g,
 		uint64_t e1 = MIN(nent, e0 + per);
 		memset(used, 0, per / 8 + 1);
 		for (uint32_t k = 0; k < g->nfats; k++) {
+			if (fsmap_interrupted()) {
+				rc = -3;
+				goto out;
+			}
 			if (scan_copy(fd, off, g, k, e0, e1, buf, used, why,
 				      why_len)) {
 				rc = -1;
@@ -383,7 +387,7 @@ out:
 }
 
 int fs_map_fat(int fd, uint64_t off, uint64_t len, struct extent_set *out,
-	       char *why, size_t why_len)
+	       uint64_t *fs_len, char *why, size_t why_len)
 {
 	uint8_t bs[512];
 	struct fat_geom g;
@@ -397,6 +401,14 @@ int fs_map_fat(int fd, uint64_t off, uint64_t len, struct extent_set *out,
 	if (read_exact(fd, bs, sizeof(bs), off, "boot sector", why, why_len) ||
 	    parse_bpb(bs, len, &g, why, why_len))
 		return -1;
+	/* Linux sets bit 0 of the NT flags byte while the filesystem is
+	 * mounted read-write: its FAT may not hold what the files use. */
+	if (bs[g.bits == 32 ? 65 : 37] & 0x01) {
+		set_why(why, why_len,
+			"marked dirty (mounted, or not cleanly unmounted)");
+		return -1;
+	}
+	*fs_len = (uint64_t)g.totsec * g.bps;
 
 	/* Reserved sectors, the FATs and the root directory are one run. */
 	if (extent_add(out, off, g.data_sec * g.bps)) {

@@ -29,6 +29,7 @@ struct probe {
 	const char *name;
 	uint64_t size;
 	const struct extent_set *data; /* the file's extents; NULL: scan */
+	int unknown_whole; /* map unreadable partitions whole, not by data */
 	volatile sig_atomic_t *interrupted;
 	struct extent_set *out;
 	struct bmaptk_layout *layout;
@@ -38,6 +39,15 @@ struct probe {
 	struct part *parts;
 	size_t nparts;
 };
+
+/* The run's interrupt flag, for the mappers (fsmap_image is not run on
+ * two images at once: create maps one). */
+static volatile sig_atomic_t *stop_flag;
+
+int fsmap_interrupted(void)
+{
+	return stop_flag && *stop_flag;
+}
 
 static int oom(struct probe *p)
 {
@@ -188,21 +198,29 @@ static int map_gpt_header(struct probe *p, uint64_t lba, const char *which,
 	return add(p, entries * p->sector, (uint64_t)count * size) ? -1 : 0;
 }
 
+/* Both headers where they belong (LBA 1 and the last LBA) and, should
+ * either point elsewhere for its twin, there too; also where libblkid
+ * found the one it used. Every header brings its entry array. */
 static int map_gpt(struct probe *p, uint64_t header_off)
 {
-	uint64_t lba = header_off / p->sector, alternate = 0, unused;
+	uint64_t last = p->size / p->sector - 1, found = header_off / p->sector;
+	uint64_t alt1 = 0, alt2 = 0, unused;
 
 	if (add(p, 0, p->sector)) /* the protective MBR */
 		return -1;
-	if (map_gpt_header(p, lba ? lba : 1, "primary", &alternate))
+	if (map_gpt_header(p, 1, "primary", &alt1) ||
+	    map_gpt_header(p, last, "backup", &alt2))
 		return -1;
-	/* Where the primary says, and the image's last sector, which is
-	 * where a backup belongs (and where libblkid found one if the
-	 * primary is gone). */
-	if (alternate && alternate != p->size / p->sector - 1 &&
-	    map_gpt_header(p, alternate, "backup", &unused))
+	if (found != 1 && found != last &&
+	    map_gpt_header(p, found, "other", &unused))
 		return -1;
-	return map_gpt_header(p, p->size / p->sector - 1, "backup", &unused);
+	if (alt1 && alt1 != last && alt1 != found &&
+	    map_gpt_header(p, alt1, "backup", &unused))
+		return -1;
+	return alt2 && alt2 != 1 && alt2 != found && alt2 != alt1 &&
+		       map_gpt_header(p, alt2, "primary", &unused)
+		   ? -1
+		   : 0;
 }
 
 /* The MBR and the chain of EBRs in each extended partition: each EBR's
@@ -285,8 +303,18 @@ static int find_partitions(struct probe *p)
 		p->sector = 512;
 	BLKID(blkid_probe_enable_superblocks)(pr, 0);
 	BLKID(blkid_probe_enable_partitions)(pr, 1);
-	if (BLKID(blkid_do_safeprobe)(pr) != 0 ||
-	    !(ls = BLKID(blkid_probe_get_partitions)(pr)) ||
+	errno = 0;
+	rc = BLKID(blkid_do_safeprobe)(pr);
+	if ((rc < 0 && rc != -2) || errno == EIO) {
+		BLKID(blkid_free_probe)(pr);
+		return bmaptk_set_error(p->err, BMAPTK_ERR_IO, errno,
+					"%s: read error while looking for its "
+					"partition table%s%s",
+					p->name, errno ? ": " : "",
+					errno ? strerror(errno) : "");
+	}
+	rc = 0;
+	if (!(ls = BLKID(blkid_probe_get_partitions)(pr)) ||
 	    !(tab = BLKID(blkid_partlist_get_table)(ls))) {
 		BLKID(blkid_free_probe)(pr);
 		return 0;
@@ -337,26 +365,40 @@ static int find_partitions(struct probe *p)
 	return rc ? p->err->status : 0;
 }
 
-/* The filesystem's type in [off, off+len), "" when none is recognised. */
-static void fs_type(struct probe *p, uint64_t off, uint64_t len, char *type,
-		    size_t type_len)
+/* The filesystem's type in [off, off+len), "" when none is recognised.
+ * Returns 0, or a status when the image cannot be read. */
+static int fs_type(struct probe *p, uint64_t off, uint64_t len, char *type,
+		   size_t type_len)
 {
 	blkid_probe pr = BLKID(blkid_new_probe)();
 	const char *value;
+	int rc = 0, found = 1;
 
 	type[0] = '\0';
 	if (!pr)
-		return;
+		return oom(p);
+	errno = 0;
 	if (!BLKID(blkid_probe_set_device)(pr, p->fd, (blkid_loff_t)off,
 					   (blkid_loff_t)len)) {
 		BLKID(blkid_probe_enable_partitions)(pr, 0);
 		BLKID(blkid_probe_enable_superblocks)(pr, 1);
 		BLKID(blkid_probe_set_superblocks_flags)(pr, BLKID_SUBLKS_TYPE);
-		if (BLKID(blkid_do_safeprobe)(pr) == 0 &&
+		found = BLKID(blkid_do_safeprobe)(pr);
+		if (found == 0 &&
 		    !BLKID(blkid_probe_lookup_value)(pr, "TYPE", &value, NULL))
 			snprintf(type, type_len, "%s", value);
 	}
+	/* -2: signatures of two filesystems; neither is trusted. A read
+	 * error may also look like "nothing found". */
+	if (found == -1 || errno == EIO)
+		rc = bmaptk_set_error(p->err, BMAPTK_ERR_IO, errno,
+				      "%s: read error while identifying the "
+				      "filesystem at byte %llu%s%s",
+				      p->name, (unsigned long long)off,
+				      errno ? ": " : "",
+				      errno ? strerror(errno) : "");
 	BLKID(blkid_free_probe)(pr);
+	return rc;
 }
 #else
 static int find_partitions(struct probe *p)
@@ -365,23 +407,49 @@ static int find_partitions(struct probe *p)
 	return 0;
 }
 
-static void fs_type(struct probe *p, uint64_t off, uint64_t len, char *type,
-		    size_t type_len)
+static int fs_type(struct probe *p, uint64_t off, uint64_t len, char *type,
+		   size_t type_len)
 {
 	(void)p, (void)off, (void)len, (void)type_len;
 	type[0] = '\0';
+	return 0;
 }
 #endif
+
+/* Whether sector 0 holds an MBR table with at least one partition, every
+ * entry plausible: boot flag 0 or 0x80, inside the image. */
+static int mbr_has_partitions(struct probe *p)
+{
+	unsigned char s[512];
+	int used = 0;
+
+	if (pread_full(p->fd, s, sizeof(s), 0) != (ssize_t)sizeof(s) ||
+	    s[510] != 0x55 || s[511] != 0xAA)
+		return 0;
+	for (int i = 0; i < 4; i++) {
+		const unsigned char *e = s + 446 + 16 * i;
+		uint64_t start = le32(e + 8), n = le32(e + 12);
+		if (!e[4] && !start && !n)
+			continue;
+		if ((e[0] != 0 && e[0] != 0x80) || !e[4] || !start || !n ||
+		    (start + n) * 512 > p->size)
+			return 0;
+		used++;
+	}
+	return used > 0;
+}
 
 /* ---- filesystems ------------------------------------------------------ */
 
 int fs_map_swap(int fd, uint64_t off, uint64_t len, struct extent_set *out,
-		char *why, size_t why_len)
+		uint64_t *fs_len, char *why, size_t why_len)
 {
 	static const unsigned pages[] = {4096, 8192, 16384, 65536};
 
 	/* The header is the first page; "SWAPSPACE2" ends it, which tells
-	 * the page size it was made with. */
+	 * the page size it was made with. The rest is swap's, worth nothing
+	 * once the system is off. */
+	*fs_len = len;
 	for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
 		char sig[10];
 		if (pages[i] > len)
@@ -421,14 +489,16 @@ static int map_region(struct probe *p, const struct part *q)
 	struct bmaptk_layout_part *lp = &p->layout->parts[p->layout->nparts++];
 	struct extent_set mine = {0};
 	fs_mapper_fn *fn = NULL;
+	uint64_t fs_len = len;
 	char why[256] = "";
 	int rc = -1;
 
 	lp->number = number;
 	lp->off = off;
 	lp->len = len;
-	if (!q || !q->clipped)
-		fs_type(p, off, len, lp->fstype, sizeof(lp->fstype));
+	if ((!q || !q->clipped) &&
+	    fs_type(p, off, len, lp->fstype, sizeof(lp->fstype)))
+		return -1;
 	if (lp->fstype[0])
 		fn = mapper_of(lp->fstype);
 	else if (q && !q->clipped && q->fs_type_hint)
@@ -437,10 +507,13 @@ static int map_region(struct probe *p, const struct part *q)
 			    "mapped by data",
 			    p->name, number);
 	if (fn)
-		rc = fn(p->fd, off, len, &mine, why, sizeof(why));
-	if (rc == -2) {
+		rc = fn(p->fd, off, len, &mine, &fs_len, why, sizeof(why));
+	if (rc == -2 || rc == -3) {
 		extent_set_free(&mine);
-		return oom(p);
+		return rc == -2
+			   ? oom(p)
+			   : bmaptk_set_error(p->err, BMAPTK_ERR_INTERRUPTED, 0,
+					      "interrupted");
 	}
 	if (rc == -1 && why[0]) {
 		if (number)
@@ -452,11 +525,20 @@ static int map_region(struct probe *p, const struct part *q)
 	}
 	lp->by_fs = rc == 0;
 	if (rc) {
+		/* Without extents to ask, zero blocks of a filesystem we
+		 * cannot read (a LUKS header's padding) may matter: the
+		 * whole partition is mapped. */
 		mine.n = 0;
-		if (by_data(p, off, len, &mine)) {
+		if (p->unknown_whole ? extent_add(&mine, off, len)
+				     : by_data(p, off, len, &mine)) {
 			extent_set_free(&mine);
-			return -1;
+			return p->unknown_whole ? oom(p) : -1;
 		}
+	} else if (fs_len < len &&
+		   by_data(p, off + fs_len, len - fs_len, &mine)) {
+		/* After the filesystem, in its partition: a verity tree. */
+		extent_set_free(&mine);
+		return -1;
 	}
 	lp->mapped = extent_total(&mine, 0);
 	for (size_t i = 0; i < mine.n; i++)
@@ -494,7 +576,7 @@ static int map_outside(struct probe *p)
 }
 
 int fsmap_image(int fd, const char *name, uint64_t size,
-		const struct extent_set *data,
+		const struct extent_set *data, int unknown_whole,
 		volatile sig_atomic_t *interrupted, struct extent_set *out,
 		struct bmaptk_layout *layout, struct bmaptk_error *err)
 {
@@ -502,6 +584,7 @@ int fsmap_image(int fd, const char *name, uint64_t size,
 			  .name = name,
 			  .size = size,
 			  .data = data,
+			  .unknown_whole = unknown_whole,
 			  .interrupted = interrupted,
 			  .out = out,
 			  .layout = layout,
@@ -510,6 +593,7 @@ int fsmap_image(int fd, const char *name, uint64_t size,
 	char why[256];
 	int rc;
 
+	stop_flag = interrupted;
 	if (blkid_api_load(why, sizeof(why)))
 		return bmaptk_set_error(err, BMAPTK_ERR_USAGE, 0,
 					"%s: --fs cannot identify filesystems: "
@@ -523,6 +607,17 @@ int fsmap_image(int fd, const char *name, uint64_t size,
 		rc = oom(&p);
 		goto out;
 	}
+	if (!p.table[0] && mbr_has_partitions(&p)) {
+		/* A filesystem made on the whole disk, then partitioned
+		 * without wiping it: libblkid trusts the boot sector, the
+		 * kernel the table. Neither is safe to map by. */
+		bmaptk_warn("%s: sector 0 holds both a filesystem's boot "
+			    "sector and an MBR partition table; mapping the "
+			    "whole image by data",
+			    name);
+		rc = by_data(&p, 0, size, out) ? err->status : 0;
+		goto out;
+	}
 	if (!p.table[0]) {
 		rc = map_region(&p, NULL) ? err->status : 0;
 		goto out;
@@ -533,6 +628,10 @@ int fsmap_image(int fd, const char *name, uint64_t size,
 	if (!rc && map_outside(&p))
 		rc = err->status;
 out:
+	if (!rc && fsmap_interrupted())
+		rc = bmaptk_set_error(err, BMAPTK_ERR_INTERRUPTED, 0,
+				      "interrupted");
+	stop_flag = NULL;
 	free(p.parts);
 	return rc;
 }

@@ -11,6 +11,7 @@
 
 #include <bmaptk/module.h>
 
+#include "blk_inuse.h"
 #include "util.h"
 
 struct fd_stream {
@@ -117,8 +118,9 @@ fd_stream_new(int fd, const char *name, int owns_fd, struct bmaptk_error *err)
 		f->base.size = (uint64_t)st.st_size;
 	} else if (S_ISBLK(st.st_mode) &&
 		   ioctl(fd, BLKGETSIZE64, &f->base.size) == 0) {
-		/* A golden card read as the image. */
+		/* A golden card read as the image, from the medium. */
 		f->seekable = 1;
+		blk_drop_cache(fd);
 	} else {
 		f->base.size = BMAPTK_SIZE_UNKNOWN;
 	}

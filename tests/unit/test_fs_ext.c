@@ -139,6 +139,7 @@ static int map(const char *img, uint64_t off, uint64_t len,
 	       struct extent_set *out, char *why, size_t why_len)
 {
 	int fd = open(img, O_RDONLY);
+	uint64_t fs_len = 0;
 	struct stat st;
 	int rc;
 
@@ -147,7 +148,9 @@ static int map(const char *img, uint64_t off, uint64_t len,
 	if (!len)
 		len = (uint64_t)st.st_size - off;
 	why[0] = '\0';
-	rc = fs_map_ext(fd, off, len, out, why, why_len);
+	rc = fs_map_ext(fd, off, len, out, &fs_len, why, why_len);
+	if (!rc)
+		assert_true(fs_len > 0 && fs_len <= len);
 	close(fd);
 	return rc;
 }

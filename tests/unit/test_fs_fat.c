@@ -94,12 +94,15 @@ static int map(const char *img, uint64_t off, uint64_t len,
 	       struct extent_set *s, char *why, size_t why_len)
 {
 	int fd = open(img, O_RDONLY);
+	uint64_t fs_len = 0;
 	int rc;
 
 	assert_true(fd >= 0);
 	*s = (struct extent_set){0};
 	why[0] = 0;
-	rc = fs_map_fat(fd, off, len, s, why, why_len);
+	rc = fs_map_fat(fd, off, len, s, &fs_len, why, why_len);
+	if (!rc)
+		assert_true(fs_len > 0 && fs_len <= len);
 	close(fd);
 	return rc;
 }
@@ -593,6 +596,7 @@ static void test_entry_past_last(void **state)
 static void test_short_and_unreadable(void **state)
 {
 	struct extent_set s;
+	uint64_t fs_len = 0;
 	char img[128], why[256];
 	int fd;
 
@@ -607,8 +611,8 @@ static void test_short_and_unreadable(void **state)
 	fd = open(tmp, O_RDONLY | O_DIRECTORY);
 	assert_true(fd >= 0);
 	s = (struct extent_set){0};
-	assert_int_equal(fs_map_fat(fd, 4096, 32 * MIB, &s, why, sizeof(why)),
-			 -1);
+	assert_int_equal(
+	    fs_map_fat(fd, 4096, 32 * MIB, &s, &fs_len, why, sizeof(why)), -1);
 	close(fd);
 	assert_string_equal(why, "read error at byte 4096: Is a directory");
 	unlink(img);
