@@ -84,7 +84,7 @@ static int to_blocks(const char *name, const struct extent_set *map,
 			prev->last = MAX(prev->last, last);
 			continue;
 		}
-		if (out->n == out->cap) {
+		if (out->n == out->cap || !out->v) {
 			size_t cap = out->cap ? 2 * out->cap : 64;
 			struct bmaptk_range *grown =
 			    realloc(out->v, cap * sizeof(*grown));
