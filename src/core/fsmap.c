@@ -3,6 +3,7 @@
  * filesystem uses, and everything else by data. Whatever cannot be read
  * with confidence is mapped by data, never less. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -628,6 +629,9 @@ int fsmap_image(int fd, const char *name, uint64_t size,
 	if (!rc && map_outside(&p))
 		rc = err->status;
 out:
+	/* libblkid advised POSIX_FADV_RANDOM on our descriptor: hashing the
+	 * ranges next wants readahead back. */
+	posix_fadvise(fd, 0, 0, POSIX_FADV_NORMAL);
 	if (!rc && fsmap_interrupted())
 		rc = bmaptk_set_error(err, BMAPTK_ERR_INTERRUPTED, 0,
 				      "interrupted");
