@@ -40,7 +40,7 @@ done
 ((runs >= 1)) || bench_die "-n needs at least 1"
 mapped=$((size / 5))
 
-bench_need zstd cmp python3
+bench_need zstd cmp python3 taskset
 bench_header "pack: $((size / MIB)) MiB image, ~$((mapped / MIB)) MiB mapped in $ranges ranges, median of $runs, outputs in $outdir"
 bench_image "$name" "$size" "$mapped" "$ranges"
 img=$BENCH_IMG
@@ -134,11 +134,51 @@ verdict "size: pack / zstd -T0 -3" \
 	"$(bench_calc 'a / b' a="$tk_size" b="$zs_size")" 1.10 x
 verdict "peak RSS of pack" "$(bench_calc 'r / 1024' r="$tk_rss")" 64 " MiB"
 
-# copy_part: where the lead adds bmaptk copy of $packed (to a file in
-# $work, verification on) against `zstd -dc $packed` and against copy of
-# the single-frame $img.zst, with its own verdict lines.
+# copy_part: bmaptk copy of $packed with its embedded bmap (the sidecar
+# moved away), verified, to a file in $work, on 1 core and on all
+# (taskset), against `zstd -dc $packed > /dev/null` in the same rounds.
 copy_part() {
-	:
+	local cpus last dest=$work/dest.img c
+	cpus=$(nproc)
+	last=$((cpus - 1))
+	mv "$packed.bmap" "$work/sidecar.bmap"
+	: >"$BENCH_TMP/dc"
+	for c in 1 "$cpus"; do : >"$BENCH_TMP/copy$c"; done
+	for ((i = 0; i <= runs; i++)); do
+		for c in 1 "$cpus"; do
+			rm -f "$dest"
+			r=$(one_run taskset -c "0-$((c - 1))" "$BMAPTK" copy -q \
+				"$packed" "$dest")
+			((i == 0)) || echo "$r" >>"$BENCH_TMP/copy$c"
+		done
+		r=$(one_run sh -c 'zstd -q -dc "$1" >/dev/null' sh "$packed")
+		((i == 0)) || echo "$r" >>"$BENCH_TMP/dc"
+	done
+	cmp -s "$dest" "$img" || bench_die "copy of $packed is not the image"
+	mv "$work/sidecar.bmap" "$packed.bmap"
+	echo
+	local dc_s cp1 cpn rss
+	dc_s=$(column_of 1 "$BENCH_TMP/dc" | median)
+	cp1=$(column_of 1 "$BENCH_TMP/copy1" | median)
+	cpn=$(column_of 1 "$BENCH_TMP/copy$cpus" | median)
+	rss=$(column_of 3 "$BENCH_TMP/copy$cpus" | sort -g | tail -n 1)
+	row "zstd -dc pack >/dev/null" "$dc_s" \
+		"$(column_of 2 "$BENCH_TMP/dc" | median)" 0 \
+		"$(column_of 3 "$BENCH_TMP/dc" | sort -g | tail -n 1)" "$BENCH_TMP/dc"
+	row "bmaptk copy pack, 1 core" "$cp1" \
+		"$(column_of 2 "$BENCH_TMP/copy1" | median)" 0 \
+		"$(column_of 3 "$BENCH_TMP/copy1" | sort -g | tail -n 1)" \
+		"$BENCH_TMP/copy1"
+	row "bmaptk copy pack, $cpus cores" "$cpn" \
+		"$(column_of 2 "$BENCH_TMP/copy$cpus" | median)" 0 "$rss" \
+		"$BENCH_TMP/copy$cpus"
+	echo
+	echo "copy scaling: 1 core $(bench_calc 'a / b' a="$cp1" b="$dc_s")x," \
+		"$cpus cores $(bench_calc 'a / b' a="$cpn" b="$dc_s")x of zstd -dc" \
+		"(cores 0-$last)"
+	verdict "copy of pack ($cpus cores) / zstd -dc" \
+		"$(bench_calc 'a / b' a="$cpn" b="$dc_s")" 0.75 x
+	verdict "peak RSS of copy" "$(bench_calc 'r / 1024' r="$rss")" 64 " MiB"
 }
 copy_part
 
