@@ -12,7 +12,7 @@ int extent_add(struct extent_set *s, uint64_t off, uint64_t len)
 		last->len += len;
 		return 0;
 	}
-	if (s->n == s->cap) {
+	if (s->n == s->cap || !s->v) {
 		size_t cap = s->cap ? 2 * s->cap : 64;
 		struct extent *grown = realloc(s->v, cap * sizeof(*grown));
 		if (!grown)

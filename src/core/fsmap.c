@@ -314,7 +314,6 @@ static int find_partitions(struct probe *p)
 					p->name, errno ? ": " : "",
 					errno ? strerror(errno) : "");
 	}
-	rc = 0;
 	if (!(ls = BLKID(blkid_probe_get_partitions)(pr)) ||
 	    !(tab = BLKID(blkid_partlist_get_table)(ls))) {
 		BLKID(blkid_free_probe)(pr);

@@ -545,6 +545,9 @@ static int finish(struct packer *p, uint64_t frame_size, char **doc,
 static int setup(struct packer *p, struct worker *w, unsigned nw,
 		 struct bmaptk_error *err)
 {
+	if (!nw) /* callers make one worker at least */
+		return bmaptk_set_error(err, BMAPTK_ERR_IO, 0, "%s: no worker",
+					p->out);
 	if (!(p->stage = malloc(STAGE_SIZE)) ||
 	    !(p->index = calloc(p->nchunks ? p->nchunks : 1, 4)) ||
 	    !(p->slots = calloc(p->nslots, sizeof(*p->slots))))
