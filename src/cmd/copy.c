@@ -289,8 +289,9 @@ static int check_image_size(const struct bmaptk_stream *img,
 		size = zstd_size(location, &exact);
 	else if (!strcmp(img->format, "xz"))
 		size = bmaptk_xz_size(location);
-	else if (strcmp(img->format, "raw") && strcmp(img->format, "simg"))
-		return 0;
+	else if (strcmp(img->format, "raw") && strcmp(img->format, "simg") &&
+		 !pack_stream_is(img))
+		return 0; /* a packed image's size is its header's */
 	if (size == BMAPTK_SIZE_UNKNOWN)
 		return 0;
 	if (!strcmp(img->format, "raw") && bmap->nranges) {

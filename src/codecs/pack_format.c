@@ -23,6 +23,8 @@ const char *pack_header_get(const unsigned char *p, uint64_t payload_len,
 	if (h->chunk_size < PACK_CHUNK_MIN || h->chunk_size > PACK_CHUNK_MAX ||
 	    h->chunk_size % 4096)
 		return "chunk size out of range";
+	if (h->image_size > (uint64_t)PACK_MAX_CHUNKS * PACK_CHUNK_MAX)
+		return "image size out of range";
 	if (h->nchunks > PACK_MAX_CHUNKS ||
 	    h->nchunks != (h->image_size + h->chunk_size - 1) / h->chunk_size)
 		return "chunk count does not match the image size";
