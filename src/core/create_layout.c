@@ -76,28 +76,10 @@ static int to_blocks(const char *name, const struct extent_set *map,
 		     uint32_t bs, struct block_ranges *out,
 		     struct bmaptk_error *err)
 {
-	for (size_t i = 0; i < map->n; i++) {
-		uint64_t first = map->v[i].off / bs;
-		uint64_t last = (map->v[i].off + map->v[i].len - 1) / bs;
-		struct bmaptk_range *prev = out->n ? &out->v[out->n - 1] : NULL;
-		if (prev && first <= prev->last + 1) {
-			prev->last = MAX(prev->last, last);
-			continue;
-		}
-		if (out->n == out->cap || !out->v) {
-			size_t cap = out->cap ? 2 * out->cap : 64;
-			struct bmaptk_range *grown =
-			    realloc(out->v, cap * sizeof(*grown));
-			if (!grown)
-				return oom(name, err);
-			out->v = grown;
-			out->cap = cap;
-		}
-		memset(&out->v[out->n], 0, sizeof(out->v[0]));
-		out->v[out->n].first = first;
-		out->v[out->n].last = last;
-		out->n++;
-	}
+	for (size_t i = 0; i < map->n; i++)
+		if (block_ranges_add(out, map->v[i].off / bs,
+				     (map->v[i].off + map->v[i].len - 1) / bs))
+			return oom(name, err);
 	return 0;
 }
 

@@ -10,8 +10,7 @@
 
 #define FIEMAP_BATCH 512
 
-/* Append blocks [first, last], merging with the previous run if adjacent. */
-static int add_run(struct block_ranges *out, uint64_t first, uint64_t last)
+int block_ranges_add(struct block_ranges *out, uint64_t first, uint64_t last)
 {
 	struct bmaptk_range *prev = out->n ? &out->v[out->n - 1] : NULL;
 
@@ -83,7 +82,7 @@ static int map_fiemap(int fd, const char *name, uint64_t blocks, uint32_t bs,
 			}
 			if (last >= blocks)
 				last = blocks - 1;
-			if (add_run(out, first, last)) {
+			if (block_ranges_add(out, first, last)) {
 				free(fm);
 				return oom(name, err);
 			}
@@ -120,7 +119,7 @@ static int map_seek(int fd, const char *name, uint64_t size, uint64_t blocks,
 		uint64_t last = ((uint64_t)hole + bs - 1) / bs - 1;
 		if (last >= blocks)
 			last = blocks - 1;
-		if (add_run(out, (uint64_t)data / bs, last))
+		if (block_ranges_add(out, (uint64_t)data / bs, last))
 			return oom(name, err);
 		pos = hole;
 	}
