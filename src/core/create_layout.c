@@ -127,7 +127,7 @@ int map_layout(int fd, const char *name, int is_file, uint64_t size,
 					   bs))
 				rc = oom(name, err);
 		layout->data_known = 1;
-		layout->data = extent_total(&data, 0);
+		layout->data = extent_total(&data);
 		layout->data_unmapped = uncovered(&data, &map);
 	}
 	if (!rc && opts->layout)

@@ -52,26 +52,13 @@ void extent_normalise(struct extent_set *s)
 	s->n = w + 1;
 }
 
-uint64_t extent_total(const struct extent_set *s, size_t from)
+uint64_t extent_total(struct extent_set *s)
 {
-	struct extent_set tail = {0};
 	uint64_t total = 0;
 
-	if (from >= s->n)
-		return 0;
-	tail.v = malloc((s->n - from) * sizeof(*tail.v));
-	if (!tail.v) {
-		/* Overlaps counted twice is the worst an estimate can do. */
-		for (size_t i = from; i < s->n; i++)
-			total += s->v[i].len;
-		return total;
-	}
-	for (size_t i = from; i < s->n; i++)
-		tail.v[tail.n++] = s->v[i];
-	extent_normalise(&tail);
-	for (size_t i = 0; i < tail.n; i++)
-		total += tail.v[i].len;
-	free(tail.v);
+	extent_normalise(s);
+	for (size_t i = 0; i < s->n; i++)
+		total += s->v[i].len;
 	return total;
 }
 

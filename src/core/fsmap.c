@@ -540,7 +540,7 @@ static int map_region(struct probe *p, const struct part *q)
 		extent_set_free(&mine);
 		return -1;
 	}
-	lp->mapped = extent_total(&mine, 0);
+	lp->mapped = extent_total(&mine);
 	for (size_t i = 0; i < mine.n; i++)
 		if (add(p, mine.v[i].off, mine.v[i].len)) {
 			extent_set_free(&mine);

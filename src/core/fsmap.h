@@ -28,8 +28,8 @@ struct extent_set {
 int extent_add(struct extent_set *s, uint64_t off, uint64_t len);
 /* Sort by offset and merge overlapping and adjacent ranges. */
 void extent_normalise(struct extent_set *s);
-/* Bytes covered by v[from..n) once normalised (overlaps counted once). */
-uint64_t extent_total(const struct extent_set *s, size_t from);
+/* Bytes covered, overlaps counted once (normalises s). */
+uint64_t extent_total(struct extent_set *s);
 void extent_set_free(struct extent_set *s);
 
 /* A filesystem mapper. The filesystem lies at [off, off+len) of the image

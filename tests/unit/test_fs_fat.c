@@ -275,8 +275,8 @@ static void check_image(const char *img, const struct files *kept,
 		      f->bits, (unsigned long long)f->used,
 		      (unsigned long long)f->clusters,
 		      (unsigned long long)f->clus_bytes,
-		      (unsigned long long)extent_total(s, 0), s->n);
-	assert_int_equal(extent_total(s, 0), want);
+		      (unsigned long long)extent_total(s), s->n);
+	assert_int_equal(extent_total(s), want);
 
 	snprintf(copy, sizeof(copy), "%s/mapped.img", tmp);
 	snprintf(out, sizeof(out), "%s/out", tmp);
@@ -394,8 +394,7 @@ static void test_union_of_copies(void **state)
 	if (f.bits == 32)
 		set_entry(img, &f, 0, last - 6, 0xF0000000); /* still free */
 	assert_int_equal(map(img, 0, 64 * MIB, &u, why, sizeof(why)), 0);
-	assert_int_equal(extent_total(&u, 0),
-			 extent_total(&s, 0) + 3 * f.clus_bytes);
+	assert_int_equal(extent_total(&u), extent_total(&s) + 3 * f.clus_bytes);
 	extent_normalise(&u);
 	/* The last cluster ends where the data area's clusters do. */
 	assert_int_equal(u.v[u.n - 1].off + u.v[u.n - 1].len,
@@ -427,8 +426,8 @@ static void test_run_across_chunks(void **state)
 		set_entry(img, &f, 1, c, c == 262150 ? 0x0FFFFFFF : c + 1);
 	}
 	assert_int_equal(map(img, 0, 600 * MIB, &u, why, sizeof(why)), 0);
-	assert_int_equal(extent_total(&u, 0),
-			 extent_total(&s, 0) + 11 * f.clus_bytes);
+	assert_int_equal(extent_total(&u),
+			 extent_total(&s) + 11 * f.clus_bytes);
 	at = f.data_start + (262140 - 2) * f.clus_bytes;
 	for (size_t i = 0; i < u.n; i++)
 		if (u.v[i].off == at && u.v[i].len == 11 * f.clus_bytes)
@@ -455,7 +454,7 @@ static void test_small_fat32(void **state)
 	assert_int_equal(f.bits, 32);
 	assert_true(f.clusters < 65525);
 	assert_int_equal(map(img, 0, 32 * MIB, &s, why, sizeof(why)), 0);
-	assert_int_equal(extent_total(&s, 0),
+	assert_int_equal(extent_total(&s),
 			 f.data_start + f.used * f.clus_bytes);
 	extent_set_free(&s);
 	/* A chain of clusters 100..107, in both copies. */
@@ -464,7 +463,7 @@ static void test_small_fat32(void **state)
 		set_entry(img, &f, 1, c, c == 107 ? 0x0FFFFFFF : c + 1);
 	}
 	assert_int_equal(map(img, 0, 32 * MIB, &s, why, sizeof(why)), 0);
-	assert_int_equal(extent_total(&s, 0),
+	assert_int_equal(extent_total(&s),
 			 f.data_start + (f.used + 8) * f.clus_bytes);
 	extent_set_free(&s);
 	unlink(img);
