@@ -261,7 +261,12 @@ C
 	mkfs.ext4 -q -F "$R/rf.p1"
 	dd if="$R/rf.p1" of="$img" bs=1M seek=1 conv=notrunc status=none
 	e2e_losetup src "$img" || fail "losetup"
-	RF_OFF=$((MIB + 1024)) LD_PRELOAD=$preload run "$BMAPTK" create --fs "$src" -o "$R/rf.bmap"
+	# ASan checks that its runtime comes first; with the shim beside it
+	# that check fails on some systems (a fresh bookworm chroot) though
+	# the order is right, so it is turned off for this run only.
+	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
+		RF_OFF=$((MIB + 1024)) LD_PRELOAD=$preload \
+		run "$BMAPTK" create --fs "$src" -o "$R/rf.bmap"
 	assert_rc 3 "a read error while probing p1"'
 
 # --- 8. Sizes with a leading zero are octal --------------------------------
